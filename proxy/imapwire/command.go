@@ -1,0 +1,367 @@
+package imapwire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// TokenKind says what a Token is.
+type TokenKind uint8
+
+// Token kinds.
+const (
+	TokAtom TokenKind = iota
+	TokQuoted
+	TokLiteral
+	TokLParen
+	TokRParen
+)
+
+// Token is one argument token of a command. Value is the atom text, the
+// unescaped quoted string or the literal's octets; it is owned by the Command.
+type Token struct {
+	Kind  TokenKind
+	Value []byte
+}
+
+// IsString reports whether the token is an astring (atom, quoted or literal).
+func (t Token) IsString() bool { return t.Kind <= TokLiteral }
+
+// IsNIL reports whether the token is the atom NIL.
+func (t Token) IsNIL() bool { return t.Kind == TokAtom && EqualFold(t.Value, "NIL") }
+
+// Command is one complete client command read before authentication.
+type Command struct {
+	Tag  string
+	Name string // upper case
+	Args []Token
+	// Size is the number of bytes the command took on the wire.
+	Size int
+}
+
+// Limits bound what ReadCommand accepts.
+type Limits struct {
+	MaxLine    int // longest line, literals excluded
+	MaxLiteral int // largest literal of either kind
+	MaxNonSync int // largest non-synchronizing literal; above it: BAD [TOOBIG] and BYE
+	MaxCommand int // all lines and literals of one command together
+	MaxTokens  int // argument tokens of one command
+}
+
+// DefaultLimits are the pre-auth limits DESIGN.md §3 gives as defaults.
+var DefaultLimits = Limits{MaxLine: 16 << 10, MaxLiteral: 8 << 10, MaxNonSync: 4096, MaxCommand: 64 << 10, MaxTokens: 256}
+
+// ProtocolError is a problem with the client's input that the session
+// answers with BAD (tagged when Tag is set). Fatal errors end the
+// connection with BYE after the answer.
+type ProtocolError struct {
+	Tag   string
+	Code  string // response code without brackets, or ""
+	Msg   string
+	Fatal bool
+	// Bye is set for input that is not IMAP at all: the session answers
+	// only with BYE.
+	Bye bool
+}
+
+func (e *ProtocolError) Error() string { return "imap: " + e.Msg }
+
+// Rejection is returned by a LiteralFunc to refuse a command as soon as its
+// first literal is announced: the session answers with the tagged Status,
+// Code and Msg instead of "+" (RFC 9051 §7.6).
+type Rejection struct {
+	Status string // "NO" or "BAD"
+	Code   string
+	Msg    string
+}
+
+func (r *Rejection) Error() string { return "imap: rejected: " + r.Msg }
+
+// RejectedError carries a Rejection together with the command's tag.
+type RejectedError struct {
+	Tag string
+	*Rejection
+}
+
+// LiteralFunc is called when the command being read announces a literal.
+// cmd holds the tag, name and the arguments read so far. It returns nil to
+// accept; for a synchronizing literal the function must then send the
+// continuation request ("+ ...") itself. It returns a *Rejection to refuse
+// the command.
+type LiteralFunc func(cmd *Command, n int64, nonSync bool) error
+
+// Reader reads pre-auth commands from a buffered connection.
+type Reader struct {
+	R   *bufio.Reader
+	Lim Limits
+	buf []byte
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine returns the next line without its CRLF. The returned slice is
+// valid until the next call. A line longer than max is skipped to its end
+// and errLineTooLong returned; skipped octets are counted in skipped.
+func (r *Reader) readLine(max int) (line []byte, size int, err error) {
+	r.buf = r.buf[:0]
+	for {
+		frag, err := r.R.ReadSlice('\n')
+		size += len(frag)
+		if len(r.buf)+len(frag) > max+2 {
+			if err == nil {
+				return nil, size, errLineTooLong
+			}
+			// Skip the rest of the over-long line without storing it.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				frag, err = r.R.ReadSlice('\n')
+				size += len(frag)
+			}
+			if err != nil {
+				return nil, size, err
+			}
+			return nil, size, errLineTooLong
+		}
+		if err == nil {
+			if len(r.buf) == 0 {
+				return TrimCRLF(frag), size, nil
+			}
+			r.buf = append(r.buf, frag...)
+			return TrimCRLF(r.buf), size, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if err == io.EOF && size > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, size, err
+		}
+		r.buf = append(r.buf, frag...)
+	}
+}
+
+// looksLikeNonIMAP spots input that is clearly another protocol: TLS on
+// the plaintext port, an HTTP request, or control characters.
+func looksLikeNonIMAP(line []byte) bool {
+	if len(line) > 0 && (line[0] == 0x16 || line[0] == 0x80) { // TLS / SSLv2 ClientHello
+		return true
+	}
+	for _, c := range line {
+		if c == 0 || (c < 0x20 && c != '\t') {
+			return true
+		}
+	}
+	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+}
+
+// ReadCommand reads one whole command: its lines and the literals they
+// announce. onLiteral may be nil (every literal is then accepted and the
+// caller is responsible for nothing; only useful in tests of non-sync
+// input).
+func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
+	line, size, err := r.readLine(r.Lim.MaxLine)
+	if err == errLineTooLong {
+		return nil, &ProtocolError{Msg: "Line too long"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if looksLikeNonIMAP(line) {
+		return nil, &ProtocolError{Msg: "This is an IMAP server", Bye: true}
+	}
+	cmd := &Command{Size: size}
+	tag, rest := FirstWord(line)
+	if !ValidTag(tag) {
+		return nil, &ProtocolError{Msg: "Invalid tag"}
+	}
+	cmd.Tag = string(tag)
+	name, rest := FirstWord(rest)
+	if len(name) == 0 {
+		return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Missing command"}
+	}
+	for _, c := range name {
+		if !IsAtomChar(c) {
+			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Invalid command name"}
+		}
+	}
+	cmd.Name = string(bytes.ToUpper(name))
+	literals := 0
+	for {
+		n, nonSync, ok, err := r.tokenize(cmd, rest)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return cmd, nil
+		}
+		literals++
+		if n > int64(r.Lim.MaxNonSync) && nonSync {
+			return nil, &ProtocolError{Tag: cmd.Tag, Code: "TOOBIG", Msg: "Literal too big", Fatal: true}
+		}
+		tooBig := n > int64(r.Lim.MaxLiteral) || int64(cmd.Size)+n > int64(r.Lim.MaxCommand) || literals > r.Lim.MaxTokens
+		if tooBig && !nonSync {
+			return nil, &ProtocolError{Tag: cmd.Tag, Code: "TOOBIG", Msg: "Literal too big"}
+		}
+		var rejected error
+		if tooBig {
+			rejected = &ProtocolError{Tag: cmd.Tag, Code: "TOOBIG", Msg: "Literal too big"}
+		} else if onLiteral != nil {
+			if err := onLiteral(cmd, n, nonSync); err != nil {
+				var rej *Rejection
+				if !errors.As(err, &rej) {
+					return nil, err
+				}
+				rejected = &RejectedError{Tag: cmd.Tag, Rejection: rej}
+				if !nonSync {
+					return nil, rejected
+				}
+			}
+		}
+		if rejected != nil {
+			// A non-synchronizing literal is on its way: skip it and the
+			// rest of the command before answering.
+			return nil, r.skipCommand(n, rejected)
+		}
+		lit := make([]byte, n)
+		if _, err := io.ReadFull(r.R, lit); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		cmd.Size += int(n)
+		cmd.Args = append(cmd.Args, Token{Kind: TokLiteral, Value: lit})
+		line, size, err = r.readLine(r.Lim.MaxLine)
+		if err == errLineTooLong {
+			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Line too long"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		cmd.Size += size
+		if cmd.Size > r.Lim.MaxCommand {
+			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Command too long"}
+		}
+		rest = line
+	}
+}
+
+// skipCommand discards a non-synchronizing literal of n octets and the rest
+// of its command (more lines, more non-synchronizing literals), then
+// returns answer. The pre-auth deadline bounds how long this can take.
+func (r *Reader) skipCommand(n int64, answer error) error {
+	for {
+		if n > int64(r.Lim.MaxNonSync) {
+			return &ProtocolError{Code: "TOOBIG", Msg: "Literal too big", Fatal: true}
+		}
+		if _, err := r.R.Discard(int(n)); err != nil {
+			return err
+		}
+		line, _, err := r.readLine(r.Lim.MaxLine)
+		if err == errLineTooLong {
+			return answer
+		}
+		if err != nil {
+			return err
+		}
+		var nonSync, ok bool
+		n, nonSync, _, _, ok = LiteralHeader(line)
+		if !ok || !nonSync {
+			return answer
+		}
+	}
+}
+
+// tokenize appends the tokens of one line segment to cmd. If the segment
+// ends with a literal header it returns the literal's size.
+func (r *Reader) tokenize(cmd *Command, s []byte) (n int64, nonSync, lit bool, err error) {
+	syntax := func(msg string) error { return &ProtocolError{Tag: cmd.Tag, Msg: msg} }
+	for i := 0; i < len(s); {
+		if len(cmd.Args) >= r.Lim.MaxTokens {
+			return 0, false, false, syntax("Too many arguments")
+		}
+		switch c := s[i]; c {
+		case ' ':
+			i++
+		case '(':
+			cmd.Args = append(cmd.Args, Token{Kind: TokLParen})
+			i++
+		case ')':
+			cmd.Args = append(cmd.Args, Token{Kind: TokRParen})
+			i++
+		case '"':
+			v, next, ok := unquote(s, i)
+			if !ok {
+				return 0, false, false, syntax("Invalid quoted string")
+			}
+			cmd.Args = append(cmd.Args, Token{Kind: TokQuoted, Value: v})
+			i = next
+		case '{', '~':
+			n, nonSync, binary, start, ok := LiteralHeader(s[i:])
+			if ok && start == 0 && !binary {
+				return n, nonSync, true, nil
+			}
+			if c == '~' || ok {
+				return 0, false, false, syntax("Invalid literal")
+			}
+			fallthrough
+		default:
+			j := i
+			for j < len(s) && s[j] != ' ' && s[j] != '(' && s[j] != ')' && s[j] != '"' {
+				if s[j] < 0x20 || s[j] == 0x7f {
+					return 0, false, false, syntax("Invalid characters in atom")
+				}
+				j++
+			}
+			if j == i {
+				return 0, false, false, syntax("Invalid argument")
+			}
+			cmd.Args = append(cmd.Args, Token{Kind: TokAtom, Value: append([]byte(nil), s[i:j]...)})
+			i = j
+		}
+	}
+	return 0, false, false, nil
+}
+
+// unquote parses the quoted string starting at s[i] (a '"'). Only \" and
+// \\ are valid escapes (RFC 9051 §9 quoted-specials).
+func unquote(s []byte, i int) (v []byte, next int, ok bool) {
+	v = []byte{}
+	for j := i + 1; j < len(s); j++ {
+		switch c := s[j]; c {
+		case '"':
+			return v, j + 1, true
+		case '\\':
+			if j+1 >= len(s) || (s[j+1] != '"' && s[j+1] != '\\') {
+				return nil, 0, false
+			}
+			j++
+			v = append(v, s[j])
+		case '\r', '\n', 0:
+			return nil, 0, false
+		default:
+			v = append(v, c)
+		}
+	}
+	return nil, 0, false
+}
+
+// String renders a command for debugging without its argument values (they
+// may be credentials).
+func (c *Command) String() string {
+	return fmt.Sprintf("%s %s (%d args, %d bytes)", c.Tag, c.Name, len(c.Args), c.Size)
+}
+
+// ReadLine reads one line (an AUTHENTICATE continuation, say) bounded by
+// Lim.MaxLine. The result is a copy, never nil.
+func (r *Reader) ReadLine() ([]byte, error) {
+	line, _, err := r.readLine(r.Lim.MaxLine)
+	if err == errLineTooLong {
+		return nil, &ProtocolError{Msg: "Line too long"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{}, line...), nil
+}

@@ -1,0 +1,222 @@
+// Package proxy is imapedge's data path: listeners, the pre-authentication
+// state machine, the backend login, and the splice that forwards a logged-in
+// session while following its framing.
+//
+// One goroutine serves each connection from accept to close; after login it
+// runs two named copier goroutines, copyClientToBackend and
+// copyBackendToClient, and waits for both. Every connection goroutine
+// recovers panics, so one bad session never takes the process down.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/imapedge/imapedge/policy"
+	"github.com/imapedge/imapedge/routing"
+	"github.com/imapedge/imapedge/tlsconf"
+)
+
+// TLS modes of a listener.
+const (
+	ListenerImplicit = "implicit"
+	ListenerStartTLS = "starttls"
+	ListenerNone     = "none"
+)
+
+// Listener describes one front socket.
+type Listener struct {
+	Name    string
+	Address string // host:port; port 0 picks a free one (tests)
+	TLS     string // implicit | starttls | none
+}
+
+// Options configure a Server. Zero durations take the documented defaults.
+type Options struct {
+	Listeners []Listener
+	// Certs serves the certificates of TLS listeners; required when a
+	// listener uses implicit TLS or STARTTLS.
+	Certs            *tlsconf.Store
+	HandshakeTimeout time.Duration // default 10s
+	Routes           *routing.Table
+	Policy           *policy.Policy // default policy.Default()
+	Log              *zap.Logger    // default: no logging
+	// Listen opens a listener; default net.Listen (tests may override).
+	Listen func(network, address string) (net.Listener, error)
+}
+
+// Server accepts client connections and proxies them.
+type Server struct {
+	opts Options
+	log  *zap.Logger
+
+	mu        sync.Mutex
+	listeners map[string]net.Listener
+	conns     map[*session]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New checks opts and returns a Server that is not listening yet.
+func New(opts Options) (*Server, error) {
+	if len(opts.Listeners) == 0 {
+		return nil, errors.New("proxy: no listeners")
+	}
+	if opts.Routes == nil {
+		return nil, errors.New("proxy: no routing table")
+	}
+	for _, l := range opts.Listeners {
+		switch l.TLS {
+		case ListenerImplicit, ListenerStartTLS:
+			if opts.Certs == nil {
+				return nil, fmt.Errorf("proxy: listener %q needs TLS certificates", l.Name)
+			}
+		case ListenerNone:
+		default:
+			return nil, fmt.Errorf("proxy: listener %q: unknown tls mode %q", l.Name, l.TLS)
+		}
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 10 * time.Second
+	}
+	if opts.Policy == nil {
+		opts.Policy = policy.Default()
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Listen == nil {
+		opts.Listen = net.Listen
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts:      opts,
+		log:       opts.Log,
+		listeners: make(map[string]net.Listener),
+		conns:     make(map[*session]struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+	}, nil
+}
+
+// Start opens every listener and starts accepting. If one listener cannot
+// be opened, the ones already opened are closed again.
+func (s *Server) Start() error {
+	for _, l := range s.opts.Listeners {
+		ln, err := s.opts.Listen("tcp", l.Address)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("proxy: listener %q: %w", l.Name, err)
+		}
+		s.mu.Lock()
+		s.listeners[l.Name] = ln
+		s.mu.Unlock()
+		s.log.Info("listening", zap.String("listener", l.Name), zap.String("address", ln.Addr().String()), zap.String("tls", l.TLS))
+		s.wg.Add(1)
+		go s.acceptLoop(l, ln)
+	}
+	return nil
+}
+
+// Addr returns the bound address of the named listener, or nil.
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ln := s.listeners[name]; ln != nil {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Close stops the listeners, ends every session at once and waits for all
+// goroutines to finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.abort()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Sessions returns the number of open client connections.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) acceptLoop(l Listener, ln net.Listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off and retry.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			s.log.Warn("accept failed", zap.String("listener", l.Name), zap.Error(err))
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		sess := newSession(s, l, c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(sess)
+	}
+}
+
+// serveConn runs one connection; it owns the connection and always closes
+// it.
+func (s *Server) serveConn(sess *session) {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			panicsTotal.Add(1)
+			s.log.Error("panic in session", zap.String("session", sess.id), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			sess.setReason(reasonError)
+		}
+		sess.close()
+		s.mu.Lock()
+		delete(s.conns, sess)
+		s.mu.Unlock()
+	}()
+	sess.serve()
+}
+
+func (s *Server) tlsConfig() *tls.Config { return s.opts.Certs.ServerConfig() }

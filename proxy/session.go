@@ -1,0 +1,482 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/imapedge/imapedge/proxy/imapwire"
+)
+
+// End reasons of a session (DESIGN.md §5).
+const (
+	reasonLogout         = "logout"
+	reasonClientEOF      = "client_eof"
+	reasonBackendLost    = "backend_lost"
+	reasonIdleTimeout    = "idle_timeout"
+	reasonPreauthTimeout = "preauth_timeout"
+	reasonAuthFailed     = "auth_failed"
+	reasonRefused        = "refused"
+	reasonShutdown       = "shutdown"
+	reasonError          = "error"
+)
+
+var panicsTotal atomic.Int64
+
+// session is one client connection, from accept to close.
+type session struct {
+	srv      *Server
+	ln       Listener
+	id       string
+	start    time.Time
+	raw      net.Conn // the accepted TCP connection
+	conn     net.Conn // raw, or the TLS connection over it
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	rd       imapwire.Reader
+	clientIP netip.Addr
+	port     int
+
+	tlsActive bool
+	tlsVer    string
+	sni       string
+
+	askedCapability bool
+	badCommands     int
+	authFailures    int
+	clientID        []string // ID fields the client sent, for the session log
+
+	user    string // normalized, once known
+	backend string
+
+	closeOnce     sync.Once
+	mu            sync.Mutex
+	reason        string
+	bytesIn       atomic.Int64
+	bytesOut      atomic.Int64
+	commands      atomic.Int64
+	back          net.Conn // backend connection once logged in
+	pendingReason string   // reason used when the client leaves before login
+}
+
+func newSession(s *Server, l Listener, c net.Conn) *session {
+	sess := &session{srv: s, ln: l, id: newSessionID(), start: time.Now(), raw: c, conn: c}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		sess.clientIP, sess.port = ap.Addr().Unmap(), int(ap.Port())
+	}
+	return sess
+}
+
+func newSessionID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+func (s *session) setReason(r string) {
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = r
+	}
+	s.mu.Unlock()
+}
+
+// abort ends the session at once (server shutdown): deadlines in the past
+// unblock every read and write, and the goroutines unwind by themselves.
+func (s *session) abort() {
+	s.setReason(reasonShutdown)
+	past := time.Unix(1, 0)
+	s.raw.SetDeadline(past)
+	s.mu.Lock()
+	if s.back != nil {
+		s.back.SetDeadline(past)
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.conn.Close()
+		s.raw.Close()
+		s.mu.Lock()
+		back, reason := s.back, s.reason
+		if reason == "" {
+			reason = s.pendingReason
+		}
+		s.mu.Unlock()
+		if back != nil {
+			back.Close()
+		}
+		if reason == "" {
+			reason = reasonClientEOF
+		}
+		s.srv.log.Info("session_end",
+			zap.String("event", "session_end"),
+			zap.String("session", s.id),
+			zap.String("listener", s.ln.Name),
+			zap.String("client_ip", s.clientIP.String()),
+			zap.String("user", s.user),
+			zap.String("backend", s.backend),
+			zap.Int64("duration_ms", time.Since(s.start).Milliseconds()),
+			zap.Int64("bytes_in", s.bytesIn.Load()),
+			zap.Int64("bytes_out", s.bytesOut.Load()),
+			zap.Int64("commands", s.commands.Load()),
+			zap.String("reason", reason),
+		)
+	})
+}
+
+func (s *session) limits() imapwire.Limits {
+	p := s.srv.opts.Policy.Preauth
+	lim := imapwire.DefaultLimits
+	if p.MaxLine > 0 {
+		lim.MaxLine = p.MaxLine
+	}
+	if p.MaxLiteral >= 0 {
+		lim.MaxLiteral = p.MaxLiteral
+	}
+	if lim.MaxCommand < lim.MaxLine+4*lim.MaxLiteral {
+		lim.MaxCommand = lim.MaxLine + 4*lim.MaxLiteral
+	}
+	return lim
+}
+
+func (s *session) setupIO() {
+	s.br = bufio.NewReaderSize(s.conn, 4096)
+	s.bw = bufio.NewWriterSize(s.conn, 4096)
+	s.rd = imapwire.Reader{R: s.br, Lim: s.limits()}
+}
+
+// serve runs the pre-auth state machine and, after a successful login, the
+// splice.
+func (s *session) serve() {
+	pol := s.srv.opts.Policy
+	timeout := pol.Preauth.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := s.start.Add(timeout)
+	s.raw.SetDeadline(deadline)
+	if tc, ok := s.raw.(*net.TCPConn); ok {
+		tc.SetKeepAlivePeriod(5 * time.Minute)
+		tc.SetKeepAlive(true)
+	}
+	if s.ln.TLS == ListenerImplicit {
+		if !s.handshake() {
+			return
+		}
+	}
+	s.setupIO()
+	s.logStart()
+	s.writeLine("* OK [CAPABILITY " + s.capabilities() + "] imapedge ready")
+	if s.flush() != nil {
+		return
+	}
+	maxBad := pol.Preauth.MaxBadCommands
+	if maxBad <= 0 {
+		maxBad = 3
+	}
+	for {
+		s.raw.SetDeadline(deadline)
+		cmd, err := s.rd.ReadCommand(s.onLiteral)
+		if err != nil {
+			if !s.handleReadError(err, maxBad) {
+				return
+			}
+			continue
+		}
+		done, loggedIn := s.dispatch(cmd)
+		if s.flush() != nil {
+			return
+		}
+		if loggedIn != nil {
+			s.splice(loggedIn)
+			return
+		}
+		if done {
+			return
+		}
+		if s.badCommands >= maxBad {
+			s.writeLine("* BYE Too many invalid commands.")
+			s.flush()
+			s.setReason(reasonError)
+			return
+		}
+	}
+}
+
+// handleReadError answers a bad command; it returns false when the
+// connection must end.
+func (s *session) handleReadError(err error, maxBad int) bool {
+	var pe *imapwire.ProtocolError
+	var rej *imapwire.RejectedError
+	switch {
+	case errors.As(err, &rej):
+		s.respond(rej.Tag, rej.Status, rej.Code, rej.Msg)
+		if rej.Status == "BAD" {
+			s.badCommands++
+		}
+	case errors.As(err, &pe):
+		if pe.Bye {
+			s.writeLine("* BYE " + pe.Msg)
+			s.flush()
+			s.setReason(reasonError)
+			return false
+		}
+		tag := pe.Tag
+		if tag == "" {
+			tag = "*"
+		}
+		s.respond(tag, "BAD", pe.Code, pe.Msg)
+		s.badCommands++
+		if pe.Fatal {
+			s.writeLine("* BYE " + pe.Msg)
+			s.flush()
+			s.setReason(reasonError)
+			return false
+		}
+	default:
+		if isTimeout(err) {
+			s.setReason(reasonPreauthTimeout)
+			s.raw.SetWriteDeadline(time.Now().Add(time.Second))
+			s.writeLine("* BYE Disconnected for inactivity.")
+			s.flush()
+		} else {
+			s.setReason(reasonClientEOF)
+		}
+		return false
+	}
+	if s.flush() != nil {
+		return false
+	}
+	if s.badCommands >= maxBad {
+		s.writeLine("* BYE Too many invalid commands.")
+		s.flush()
+		s.setReason(reasonError)
+		return false
+	}
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// onLiteral decides on each literal the client announces before login.
+func (s *session) onLiteral(cmd *imapwire.Command, n int64, nonSync bool) error {
+	switch cmd.Name {
+	case "LOGIN":
+		if !s.loginAllowed() {
+			return &imapwire.Rejection{Status: "NO", Code: "PRIVACYREQUIRED", Msg: "Plaintext authentication disallowed on non-secure connections."}
+		}
+	case "ID":
+	default:
+		return &imapwire.Rejection{Status: "BAD", Msg: "Unexpected literal."}
+	}
+	if !nonSync {
+		s.writeLine("+ Ready for literal data")
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *session) loginAllowed() bool {
+	return s.tlsActive || s.srv.opts.Policy.PlaintextAllowed(s.clientIP)
+}
+
+// capabilities is the pre-auth capability list for the connection's state.
+func (s *session) capabilities() string {
+	caps := "IMAP4rev1 ID LITERAL- SASL-IR"
+	if s.ln.TLS == ListenerStartTLS && !s.tlsActive {
+		caps += " STARTTLS"
+	}
+	if s.loginAllowed() {
+		caps += " AUTH=PLAIN AUTH=LOGIN"
+	} else {
+		caps += " LOGINDISABLED"
+	}
+	return caps
+}
+
+func (s *session) writeLine(line string) {
+	s.bw.WriteString(line)
+	s.bw.WriteString("\r\n")
+}
+
+func (s *session) respond(tag, status, code, msg string) {
+	s.bw.WriteString(tag)
+	s.bw.WriteByte(' ')
+	s.bw.WriteString(status)
+	s.bw.WriteByte(' ')
+	if code != "" {
+		s.bw.WriteByte('[')
+		s.bw.WriteString(code)
+		s.bw.WriteString("] ")
+	}
+	s.bw.WriteString(msg)
+	s.bw.WriteString("\r\n")
+}
+
+func (s *session) flush() error { return s.bw.Flush() }
+
+// dispatch runs one pre-auth command. done reports that the connection must
+// end; a non-nil backend means the login succeeded and the splice follows.
+func (s *session) dispatch(cmd *imapwire.Command) (done bool, back *backendConn) {
+	switch cmd.Name {
+	case "CAPABILITY":
+		if len(cmd.Args) != 0 {
+			return s.bad(cmd, "CAPABILITY takes no arguments.")
+		}
+		s.askedCapability = true
+		s.writeLine("* CAPABILITY " + s.capabilities())
+		s.respond(cmd.Tag, "OK", "", "Pre-login capabilities listed, post-login capabilities have more.")
+	case "NOOP":
+		s.respond(cmd.Tag, "OK", "", "NOOP completed.")
+	case "LOGOUT":
+		s.writeLine("* BYE Logging out")
+		s.respond(cmd.Tag, "OK", "", "Logout completed.")
+		s.flush()
+		s.setReason(reasonLogout)
+		return true, nil
+	case "ENABLE":
+		s.respond(cmd.Tag, "OK", "", "ENABLE ignored in non-authenticated state.")
+	case "ID":
+		if !s.readID(cmd) {
+			return s.bad(cmd, "Invalid ID parameters.")
+		}
+		s.writeLine(`* ID ("name" "imapedge")`)
+		s.respond(cmd.Tag, "OK", "", "ID completed.")
+	case "STARTTLS":
+		if len(cmd.Args) != 0 {
+			return s.bad(cmd, "STARTTLS takes no arguments.")
+		}
+		if s.ln.TLS != ListenerStartTLS || s.tlsActive {
+			return s.bad(cmd, "TLS is already active.")
+		}
+		s.respond(cmd.Tag, "OK", "", "Begin TLS negotiation now.")
+		if s.flush() != nil {
+			return true, nil
+		}
+		if n := s.br.Buffered(); n > 0 {
+			// RFC 9051 §6.2.1: bytes pipelined after STARTTLS are
+			// discarded (CVE-2011-0411 class).
+			s.srv.log.Warn("discarded plaintext pipelined after STARTTLS", zap.String("session", s.id), zap.String("client_ip", s.clientIP.String()), zap.Int("bytes", n))
+		}
+		if !s.handshake() {
+			return true, nil
+		}
+		s.setupIO()
+		s.askedCapability = false
+		s.clientID = nil
+	case "LOGIN":
+		if len(cmd.Args) != 2 || !cmd.Args[0].IsString() || !cmd.Args[1].IsString() {
+			return s.bad(cmd, "LOGIN expects a user name and a password.")
+		}
+		if !s.loginAllowed() {
+			s.respond(cmd.Tag, "NO", "PRIVACYREQUIRED", "Plaintext authentication disallowed on non-secure connections.")
+			return false, nil
+		}
+		cred := credentials{authcid: string(cmd.Args[0].Value), secret: string(cmd.Args[1].Value), mech: "LOGIN"}
+		return false, s.login(cmd.Tag, cred)
+	case "AUTHENTICATE":
+		return s.authenticate(cmd)
+	default:
+		return s.bad(cmd, "Unknown or invalid command in non-authenticated state.")
+	}
+	return false, nil
+}
+
+func (s *session) bad(cmd *imapwire.Command, msg string) (bool, *backendConn) {
+	s.respond(cmd.Tag, "BAD", "", msg)
+	s.badCommands++
+	return false, nil
+}
+
+// readID records the client's ID fields (RFC 2971 §3.3 limits) for the
+// session log; values are never forwarded as they are.
+func (s *session) readID(cmd *imapwire.Command) bool {
+	a := cmd.Args
+	if len(a) == 1 && a[0].IsNIL() {
+		return true
+	}
+	if len(a) < 2 || a[0].Kind != imapwire.TokLParen || a[len(a)-1].Kind != imapwire.TokRParen {
+		return false
+	}
+	a = a[1 : len(a)-1]
+	if len(a)%2 != 0 || len(a) > 60 {
+		return false
+	}
+	var fields []string
+	for i := 0; i < len(a); i += 2 {
+		k, v := a[i], a[i+1]
+		if !k.IsString() || k.Kind == imapwire.TokAtom || !(v.IsString() || v.IsNIL()) {
+			return false
+		}
+		if len(k.Value) > 30 || len(v.Value) > 1024 {
+			return false
+		}
+		val := string(v.Value)
+		if v.IsNIL() {
+			val = ""
+		}
+		fields = append(fields, strings.ToLower(string(k.Value)), sanitizeLog(val))
+	}
+	s.clientID = fields
+	return true
+}
+
+// sanitizeLog keeps a client-supplied value printable and short.
+func sanitizeLog(v string) string {
+	if len(v) > 128 {
+		v = v[:128]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, v)
+}
+
+// handshake runs the server side of TLS on the raw connection.
+func (s *session) handshake() bool {
+	tc := tls.Server(s.raw, s.srv.tlsConfig())
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.srv.log.Debug("tls handshake failed", zap.String("session", s.id), zap.String("client_ip", s.clientIP.String()), zap.Error(err))
+		s.setReason(reasonError)
+		return false
+	}
+	st := tc.ConnectionState()
+	s.conn, s.tlsActive, s.sni = tc, true, st.ServerName
+	s.tlsVer = tls.VersionName(st.Version)
+	return true
+}
+
+func (s *session) logStart() {
+	if s.tlsVer != "" || s.ln.TLS != ListenerImplicit {
+		s.srv.log.Info("session_start",
+			zap.String("event", "session_start"),
+			zap.String("session", s.id),
+			zap.String("listener", s.ln.Name),
+			zap.String("client_ip", s.clientIP.String()),
+			zap.Int("client_port", s.port),
+			zap.String("tls", s.tlsVer),
+			zap.String("sni", s.sni),
+		)
+	}
+}
