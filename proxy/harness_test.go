@@ -222,3 +222,5 @@ func waitLog(t testing.TB, p *testProxy, msg, key, value string) {
 	}
 	t.Fatalf("no %s log with %s=%s; got %v", msg, key, value, got)
 }
+
+func fmtFields(m map[string]any) string { return fmt.Sprint(m) }

@@ -61,7 +61,10 @@ type session struct {
 	user    string // normalized, once known
 	backend string
 
-	closeOnce     sync.Once
+	closeOnce sync.Once
+	// stopping is set before deadlines move into the past to end the
+	// session; whoever sets a future deadline checks it afterwards.
+	stopping      atomic.Bool
 	mu            sync.Mutex
 	reason        string
 	bytesIn       atomic.Int64
@@ -97,6 +100,7 @@ func (s *session) setReason(r string) {
 // unblock every read and write, and the goroutines unwind by themselves.
 func (s *session) abort() {
 	s.setReason(reasonShutdown)
+	s.stopping.Store(true)
 	past := time.Unix(1, 0)
 	s.raw.SetDeadline(past)
 	s.mu.Lock()
@@ -104,6 +108,22 @@ func (s *session) abort() {
 		s.back.SetDeadline(past)
 	}
 	s.mu.Unlock()
+}
+
+// extendRead moves the client read deadline to now+d unless the session
+// is being stopped.
+func (s *session) extendRead(d time.Duration) {
+	s.conn.SetReadDeadline(time.Now().Add(d))
+	if s.stopping.Load() {
+		s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// stopClient ends the client side: the client copier's blocked read
+// returns at once.
+func (s *session) stopClient() {
+	s.stopping.Store(true)
+	s.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 func (s *session) close() {

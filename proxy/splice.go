@@ -153,7 +153,7 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 		if n > 0 {
 			if sp.inIdle.Load() {
 				// Backend traffic during IDLE keeps the session alive.
-				s.conn.SetReadDeadline(time.Now().Add(sp.idleTimeout()))
+				s.extendRead(sp.idleTimeout())
 			}
 			if werr := sp.cw.forward(buf[:n]); werr != nil {
 				sp.endClientGone(werr)
@@ -191,14 +191,13 @@ func (sp *splice) backendEnded(err error) {
 		}
 	}
 	// Unblock the client copier.
-	s.raw.SetReadDeadline(time.Unix(1, 0))
-	s.conn.SetReadDeadline(time.Unix(1, 0))
+	s.stopClient()
 }
 
 func (sp *splice) endClientGone(err error) {
 	sp.s.setReason(reasonClientEOF)
 	sp.back.SetDeadline(time.Unix(1, 0))
-	sp.s.conn.SetDeadline(time.Unix(1, 0))
+	sp.s.stopClient()
 }
 
 func (sp *splice) idleTimeout() time.Duration {
@@ -223,7 +222,7 @@ func (sp *splice) copyClientToBackend(pending []byte) {
 	}
 	idle := sp.idleTimeout()
 	for {
-		s.conn.SetReadDeadline(time.Now().Add(idle))
+		s.extendRead(idle)
 		n, err := s.conn.Read(buf)
 		if n > 0 {
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
@@ -247,7 +246,7 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 		// Writing to the backend failed: the backend copier reports why.
 		sp.back.SetReadDeadline(time.Now().Add(time.Second))
 		return
-	case isTimeout(err) && s.reasonSet():
+	case isTimeout(err) && (s.reasonSet() || s.stopping.Load()):
 		// Deadline set by the backend copier or a shutdown.
 	case isTimeout(err):
 		s.setReason(reasonIdleTimeout)

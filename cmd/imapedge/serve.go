@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/imapedge/imapedge/cmd/imapedge/config"
+	"github.com/imapedge/imapedge/policy"
+	"github.com/imapedge/imapedge/proxy"
+	"github.com/imapedge/imapedge/routing"
+	"github.com/imapedge/imapedge/tlsconf"
+)
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	path := fs.String("config", "proxy.yaml", "config `file` to check")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if ps := cfg.CheckFiles(); len(ps) > 0 {
+		return &config.Errors{Problems: ps}
+	}
+	// Certificates and backend TLS settings must load, too.
+	if _, err := buildTLS(cfg); err != nil {
+		return err
+	}
+	if _, err := buildBackends(cfg); err != nil {
+		return err
+	}
+	for _, k := range cfg.NotEnforced() {
+		fmt.Fprintf(stdout, "%s: %s: accepted, not enforced yet\n", *path, k)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	path := fs.String("config", "proxy.yaml", "config `file`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if ps := cfg.CheckFiles(); len(ps) > 0 {
+		return &config.Errors{Problems: ps}
+	}
+	log, closeLog, err := buildLogger(cfg.Log, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	for _, k := range cfg.NotEnforced() {
+		log.Warn("config key accepted but not enforced yet", zap.String("key", k))
+	}
+	rt, err := build(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := rt.srv.Start(); err != nil {
+		return err
+	}
+	log.Info("imapedge started", zap.String("version", version), zap.String("config", *path))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			rt.srv.Close()
+			return nil
+		case <-hup:
+			if err := rt.reload(*path, log); err != nil {
+				log.Error("reload failed, keeping the running config", zap.Error(err))
+			} else {
+				log.Info("reloaded", zap.String("config", *path))
+			}
+		}
+	}
+}
+
+// runtime is a wired proxy with what a reload needs.
+type runtime struct {
+	srv   *proxy.Server
+	certs *tlsconf.Store
+	table *routing.Table
+}
+
+// build turns a config into a ready (not yet listening) proxy.
+func build(cfg *config.Config, log *zap.Logger) (*runtime, error) {
+	certs, err := buildTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	backends, err := buildBackends(cfg)
+	if err != nil {
+		return nil, err
+	}
+	table, err := routing.NewTable(backends, buildRoutes(cfg), cfg.Routing.DefaultPool)
+	if err != nil {
+		return nil, err
+	}
+	pol := buildPolicy(cfg)
+	var ls []proxy.Listener
+	for _, l := range cfg.Listeners {
+		ls = append(ls, proxy.Listener{Name: l.Name, Address: l.Address, TLS: string(l.TLS)})
+	}
+	srv, err := proxy.New(proxy.Options{
+		Listeners:        ls,
+		Certs:            certs,
+		HandshakeTimeout: cfg.TLS.HandshakeTimeout,
+		Routes:           table,
+		Policy:           pol,
+		Log:              log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &runtime{srv: srv, certs: certs, table: table}, nil
+}
+
+// reload re-reads the config: certificates, backends and routes change
+// without touching running sessions. Listener and policy changes need a
+// restart for now.
+func (rt *runtime) reload(path string, log *zap.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if rt.certs != nil {
+		if err := rt.certs.Reload(); err != nil {
+			return err
+		}
+	}
+	backends, err := buildBackends(cfg)
+	if err != nil {
+		return err
+	}
+	return rt.table.Replace(backends, buildRoutes(cfg), cfg.Routing.DefaultPool)
+}
+
+func buildTLS(cfg *config.Config) (*tlsconf.Store, error) {
+	if len(cfg.TLS.Certificates) == 0 {
+		return nil, nil
+	}
+	var files []tlsconf.CertFile
+	for _, c := range cfg.TLS.Certificates {
+		files = append(files, tlsconf.CertFile{CertFile: c.CertFile, KeyFile: c.KeyFile})
+	}
+	return tlsconf.NewStore(files, cfg.TLS.MinTLSVersion())
+}
+
+func buildBackends(cfg *config.Config) ([]*routing.Backend, error) {
+	var out []*routing.Backend
+	for _, b := range cfg.Backends {
+		rb := &routing.Backend{
+			Name:                b.Name,
+			Address:             b.Address,
+			TLS:                 routing.TLSMode(b.TLS),
+			Pool:                b.Pool,
+			Weight:              b.Weight,
+			ConnectTimeout:      b.ConnectTimeout,
+			LoginTimeout:        b.LoginTimeout,
+			AllowPlaintextLogin: b.AllowPlaintextLogin,
+			ForwardClient:       string(b.ForwardClient),
+		}
+		if rb.TLS != routing.TLSNone {
+			tc, err := tlsconf.ClientConfig(tlsconf.Client{
+				CAFile:             b.CAFile,
+				ServerName:         b.ServerName,
+				InsecureSkipVerify: b.InsecureSkipVerify,
+				ClientCertFile:     b.ClientCertFile,
+				ClientKeyFile:      b.ClientKeyFile,
+			}, b.Address)
+			if err != nil {
+				return nil, fmt.Errorf("backend %q: %w", b.Name, err)
+			}
+			rb.TLSConfig = tc
+		}
+		out = append(out, rb)
+	}
+	return out, nil
+}
+
+func buildRoutes(cfg *config.Config) []routing.Route {
+	var out []routing.Route
+	for _, r := range cfg.Routing.Routes {
+		out = append(out, routing.Route{User: r.User, Domain: r.Domain, Backend: r.Backend, Pool: r.Pool})
+	}
+	return out
+}
+
+func buildPolicy(cfg *config.Config) *policy.Policy {
+	p := policy.Default()
+	p.PlaintextAuthNetworks = policy.Networks(cfg.Policy.PlaintextAuthNetworks)
+	p.Preauth = policy.Preauth{
+		Timeout:        cfg.Policy.Preauth.Timeout,
+		MaxLine:        int(cfg.Policy.Preauth.MaxLine),
+		MaxLiteral:     int(cfg.Policy.Preauth.MaxLiteral),
+		MaxBadCommands: cfg.Policy.Preauth.MaxBadCommands,
+	}
+	p.IdleTimeout = cfg.Policy.IdleTimeout
+	p.FailureMaxDelay = cfg.Policy.AuthFailures.MaxDelay
+	if p.FailureMaxDelay < p.FailureBaseDelay {
+		p.FailureBaseDelay = p.FailureMaxDelay
+	}
+	return p
+}
+
+// buildLogger makes the operational logger. Sampling is off: session
+// lines must never be dropped.
+func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
+		return nil, nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey = "ts"
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if lc.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	var ws zapcore.WriteSyncer
+	closeFn := func() {}
+	switch lc.Output {
+	case "", "stderr":
+		ws = zapcore.AddSync(stderr)
+	case "stdout":
+		ws = zapcore.AddSync(stdout)
+	default:
+		f, err := os.OpenFile(lc.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.output: %w", err)
+		}
+		ws = zapcore.Lock(f)
+		closeFn = func() { f.Close() }
+	}
+	log := zap.New(zapcore.NewCore(enc, ws, level), zap.ErrorOutput(zapcore.AddSync(stderr)))
+	return log, func() { log.Sync(); closeFn() }, nil
+}
+
+var _ = errors.New
