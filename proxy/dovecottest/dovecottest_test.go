@@ -1,3 +1,5 @@
+//go:build linux
+
 package dovecottest
 
 import (
@@ -10,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,10 +74,9 @@ func appendAndSelect(t *testing.T, c *imapclient.Client, subject string) {
 func TestPlainLoginAppendSelect(t *testing.T) {
 	start := time.Now()
 	s := Start(t, Options{Users: []User{alice, {Name: "Bob", Password: "b0b pass"}}})
+	// About 0.1 s on an idle machine; not asserted, as a loaded machine
+	// (parallel test binaries on 2 cores) can take seconds.
 	t.Logf("Start took %v (Addr %s, TLSAddr %s, Dir %s)", time.Since(start), s.Addr, s.TLSAddr, s.Dir)
-	if time.Since(start) > 2*time.Second {
-		t.Errorf("Start took %v, want < 2s", time.Since(start))
-	}
 	for _, a := range []string{s.Addr, s.TLSAddr} {
 		if !strings.HasPrefix(a, "127.0.0.1:") {
 			t.Errorf("listener %q not on 127.0.0.1", a)
@@ -191,36 +194,47 @@ func TestImplicitTLS(t *testing.T) {
 	}
 }
 
-// TestFailedLoginNoPenalty checks that failed logins neither take long nor
-// slow down later logins from 127.0.0.1 (Dovecot's auth penalty is off).
+// TestFailedLoginNoPenalty checks that failed logins do not slow down later
+// logins from 127.0.0.1: with Dovecot's auth penalty, every failed login
+// after the first would wait at least 4 s before it is even checked.
 func TestFailedLoginNoPenalty(t *testing.T) {
 	s := Start(t, Options{Users: []User{alice}})
+	if _, err := os.Stat(filepath.Join(s.Dir, "run", "anvil-auth-penalty")); !os.IsNotExist(err) {
+		t.Errorf("anvil-auth-penalty socket exists (%v); the auth penalty is on", err)
+	}
+	fastest := time.Hour
 	for i := range 4 {
 		c, err := imapclient.DialInsecure(s.Addr, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := c.WaitGreeting(); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		err = c.Login(alice.Name, "wrong").Wait()
+		d := time.Since(start)
 		c.Close()
 		var imapErr *imap.Error
 		if !errors.As(err, &imapErr) || imapErr.Code != imap.ResponseCodeAuthenticationFailed {
 			t.Fatalf("LOGIN with a wrong password: %v, want NO [AUTHENTICATIONFAILED]", err)
 		}
-		if d := time.Since(start); d > 1500*time.Millisecond {
-			t.Errorf("failed login %d took %v", i, d)
+		t.Logf("failed login %d took %v", i, d)
+		if i > 0 && d < fastest {
+			fastest = d
 		}
+	}
+	// Dovecot 2.3.19 answers a failure after about 0.5 s. Compare the
+	// fastest one only, so that a loaded machine does not fail the test.
+	if fastest > 3500*time.Millisecond {
+		t.Errorf("failed logins after the first took at least %v; auth penalty active?", fastest)
 	}
 	c, err := imapclient.DialInsecure(s.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := time.Now()
 	login(t, c, alice)
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("login after failed logins took %v", d)
-	}
 }
 
 func TestKill(t *testing.T) {
@@ -296,8 +310,10 @@ func TestStop(t *testing.T) {
 	start := time.Now()
 	s.Stop()
 	d := time.Since(start)
+	// About 50 ms on an idle machine. Without signalling the imap
+	// processes directly, the BYE would only come after 10 s.
 	t.Logf("Stop took %v", d)
-	if d > time.Second {
+	if d > 8*time.Second {
 		t.Errorf("Stop took %v", d)
 	}
 	if n := countGroup(pg); n != 0 {
@@ -455,4 +471,213 @@ func checkMailProcessUser(t *testing.T, pg int) {
 	if !found {
 		t.Errorf("no imap process found in group %d", pg)
 	}
+}
+
+// TestRetryOnBindFailure makes the first attempt use a port that is taken:
+// Dovecot fails to bind it and Start retries with new ports.
+func TestRetryOnBindFailure(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+
+	calls := 0
+	orig := pickPorts
+	pickPorts = func(n int) ([]int, error) {
+		calls++
+		ports, err := orig(n)
+		if err == nil && calls == 1 {
+			ports[1] = busyPort
+		}
+		return ports, err
+	}
+	defer func() { pickPorts = orig }()
+
+	s := Start(t, Options{Users: []User{alice}})
+	if calls != 2 {
+		t.Errorf("picked ports %d times, want 2", calls)
+	}
+	if s.TLSAddr == busy.Addr().String() {
+		t.Errorf("TLSAddr is the busy port")
+	}
+	if log := s.Log(); !strings.Contains(log, "Address already in use") || !strings.Contains(log, "retrying with new ports") {
+		t.Errorf("log does not show the retry:\n%s", log)
+	}
+	c, err := imapclient.DialTLS(s.TLSAddr, &imapclient.Options{TLSConfig: s.tlsConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	login(t, c, alice)
+}
+
+// TestInstanceDiesWithTestBinary checks that an instance does not outlive a
+// test binary that is killed (so Cleanup never runs).
+func TestInstanceDiesWithTestBinary(t *testing.T) {
+	if os.Getenv("DOVECOTTEST_CHILD") != "" {
+		s := Start(t, Options{Users: []User{alice}})
+		fmt.Printf("READY %d %s\n", s.inst.pid, s.Dir)
+		time.Sleep(time.Minute)
+		return
+	}
+	if !Available() {
+		t.Skip("dovecot not installed")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInstanceDiesWithTestBinary$", "-test.v")
+	cmd.Env = append(os.Environ(), "DOVECOTTEST_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pg, dir := 0, ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "READY %d %s", &pg, &dir); err == nil {
+			break
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if pg == 0 {
+		t.Fatal("child test did not start an instance")
+	}
+	defer os.RemoveAll(dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for countGroup(pg) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := countGroup(pg); n > 0 {
+		t.Errorf("%d processes of the instance outlived the test binary", n)
+		syscall.Kill(-pg, syscall.SIGKILL)
+	}
+}
+
+// fakeTB records how Start gives up; Skip and Fatal end the goroutine like
+// the real ones do. It overrides every method Start uses.
+type fakeTB struct {
+	testing.TB
+	skipped, fataled bool
+	msg              string
+	cleanups         []func()
+}
+
+func (f *fakeTB) Helper()      {}
+func (f *fakeTB) Skip(...any)  { f.skipped = true; runtime.Goexit() }
+func (f *fakeTB) Fatal(...any) { f.fataled = true; runtime.Goexit() }
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.fataled, f.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Cleanup(fn func())   { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeTB) Logf(string, ...any) {}
+func (f *fakeTB) Failed() bool        { return f.fataled }
+
+func TestMissingDovecot(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	orig := fallbackBinary
+	fallbackBinary = "/nonexistent/dovecot"
+	defer func() { fallbackBinary = orig }()
+	if Available() {
+		t.Fatal("Available() with no dovecot binary")
+	}
+	for _, tc := range []struct {
+		ci, require string
+		wantFatal   bool
+	}{
+		{"", "", false},
+		{"true", "", true},
+		{"", "1", true},
+	} {
+		t.Setenv("CI", tc.ci)
+		t.Setenv("IMAPEDGE_REQUIRE_DOVECOT", tc.require)
+		f := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Start(f, Options{})
+		}()
+		<-done
+		if f.fataled != tc.wantFatal || f.skipped == tc.wantFatal {
+			t.Errorf("CI=%q IMAPEDGE_REQUIRE_DOVECOT=%q: fatal=%v skipped=%v, want fatal=%v",
+				tc.ci, tc.require, f.fataled, f.skipped, tc.wantFatal)
+		}
+	}
+}
+
+// TestBadConfig checks that a configuration error fails the test with
+// Dovecot's message, and that nothing is left behind.
+func TestBadConfig(t *testing.T) {
+	if !Available() {
+		t.Skip("dovecot not installed")
+	}
+	f := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(f, Options{ExtraConfig: "no_such_setting = 1\n"})
+	}()
+	<-done
+	if !f.fataled || !strings.Contains(f.msg, "no_such_setting") {
+		t.Errorf("Start with a bad config: fatal=%v, message:\n%s", f.fataled, f.msg)
+	}
+	for _, fn := range f.cleanups {
+		fn()
+	}
+	t.Logf("Start failed with:\n%s", f.msg)
+	dir := regexp.MustCompile(`/\S*/dovecottest-[0-9]+`).FindString(f.msg)
+	if dir == "" {
+		t.Fatalf("no instance directory in the message")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s not removed by the cleanup: %v", dir, err)
+	}
+}
+
+// TestCAFileWithRealClients checks that CAFile satisfies curl and Python's
+// default (strict) TLS verification, by name and by IP address.
+func TestCAFileWithRealClients(t *testing.T) {
+	s := Start(t, Options{Users: []User{alice}})
+	_, port, _ := net.SplitHostPort(s.TLSAddr)
+	_, plainPort, _ := net.SplitHostPort(s.Addr)
+
+	t.Run("curl", func(t *testing.T) {
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Skip("curl not installed")
+		}
+		for _, url := range []string{"imaps://localhost:" + port + "/", "imaps://127.0.0.1:" + port + "/", "imap://localhost:" + plainPort + "/"} {
+			cmd := exec.Command("curl", "-sS", "--max-time", "10", "--cacert", s.CAFile, "--ssl-reqd",
+				"--resolve", "localhost:"+port+":127.0.0.1", "--resolve", "localhost:"+plainPort+":127.0.0.1",
+				"-u", alice.Name+":"+alice.Password, url)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "INBOX") {
+				t.Errorf("curl %s: %v\n%s", url, err, out)
+			}
+		}
+	})
+	t.Run("python", func(t *testing.T) {
+		if _, err := exec.LookPath("python3"); err != nil {
+			t.Skip("python3 not installed")
+		}
+		script := `
+import imaplib, ssl, sys
+cafile, port, plain, user, pw = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=cafile)
+for host in ("localhost", "127.0.0.1"):
+    m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ctx)
+    m.login(user, pw); m.select("INBOX"); m.logout()
+m = imaplib.IMAP4("127.0.0.1", int(plain))
+m.starttls(ssl_context=ctx)
+m.login(user, pw); m.logout()
+print("ok")
+`
+		out, err := exec.Command("python3", "-c", script, s.CAFile, port, plainPort, alice.Name, alice.Password).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok") {
+			t.Errorf("python3: %v\n%s", err, out)
+		}
+	})
 }

@@ -67,33 +67,43 @@ func launch(bin, conf string, out *os.File) (*instance, error) {
 // When nothing but the master and the log process is left, the rest of the
 // master's shutdown is that sleep, so stop kills them instead of waiting.
 func (inst *instance) stop(timeout time.Duration) {
-	select {
-	case <-inst.exited:
-	default:
+	signaled := map[int]bool{}
+	deadline := time.Now().Add(timeout)
+	settled := 0
+wait:
+	for time.Now().Before(deadline) {
+		select {
+		case <-inst.exited:
+			break wait
+		default:
+		}
+		// Signal every live process of the group except the log process,
+		// including any the master forked since the last round.
+		others := false
 		for _, p := range listProcs() {
-			if p.pgid == inst.pid && !p.zombie() && !isLogProcess(p.pid) {
+			if p.pgid != inst.pid || p.zombie() || isLogProcess(p.pid) {
+				continue
+			}
+			if !signaled[p.pid] {
 				_ = syscall.Kill(p.pid, syscall.SIGTERM)
+				signaled[p.pid] = true
+			}
+			if p.pid != inst.pid {
+				others = true
 			}
 		}
-		deadline := time.Now().Add(timeout)
-		settled := 0
-	wait:
-		for time.Now().Before(deadline) {
-			select {
-			case <-inst.exited:
-				break wait
-			case <-time.After(5 * time.Millisecond):
-			}
-			if inst.onlyMasterAndLog() {
-				// Give the log process a moment to write what the
-				// others sent it last.
-				settled++
-				if settled >= 4 {
-					break wait
-				}
-			} else {
-				settled = 0
-			}
+		if others {
+			settled = 0
+		} else if settled++; settled >= 4 {
+			// Only the master and the log process have been left for a
+			// while; the log process has had a moment to write what the
+			// others sent it last.
+			break wait
+		}
+		select {
+		case <-inst.exited:
+			break wait
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	inst.kill()
@@ -101,31 +111,21 @@ func (inst *instance) stop(timeout time.Duration) {
 
 func isLogProcess(pid int) bool { return strings.HasSuffix(procTitle(pid), "/log") }
 
-// onlyMasterAndLog reports whether the master and at most its log process
-// are the only live processes in the group.
-func (inst *instance) onlyMasterAndLog() bool {
-	for _, p := range listProcs() {
-		if p.pgid != inst.pid || p.pid == inst.pid || p.zombie() {
-			continue
-		}
-		if !isLogProcess(p.pid) {
-			return false
-		}
-	}
-	return true
-}
-
 // kill SIGKILLs every process of the instance and waits until they are
 // gone (zombies, which hold no sockets, are not waited for: orphans are
 // reaped by init).
 func (inst *instance) kill() {
 	pg := inst.pid
-	procs := listProcs()
-	if !groupAlive(procs, pg) {
-		// Also covers an already reaped master whose group is empty:
-		// its id may not be signalled any more.
-		<-inst.exited
-		return
+	select {
+	case <-inst.exited:
+		// The master has been reaped. If its group is empty, its id may
+		// belong to someone else by now and must not be signalled.
+		if !groupAlive(listProcs(), pg) {
+			return
+		}
+	default:
+		// The master (perhaps a zombie not yet reaped by launch's Wait)
+		// still holds the group id.
 	}
 	// Freeze the group so that nothing forks while we look for processes
 	// that left the group (Dovecot's processes never do; this is a safety
