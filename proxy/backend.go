@@ -385,14 +385,18 @@ func isLoopback(a net.Addr) bool {
 }
 
 // filterCaps removes what must not reach a logged-in client: STARTTLS,
-// LOGINDISABLED, AUTH=, SASL-IR, LOGIN-REFERRALS, and COMPRESS=DEFLATE
-// (imapedge does not terminate compression yet, and a compressed stream
-// could not be followed).
-func filterCaps(caps []string) string {
+// LOGINDISABLED, AUTH=, SASL-IR, LOGIN-REFERRALS, and COMPRESS= unless
+// keepDeflate (imapedge terminates COMPRESS=DEFLATE itself, so the
+// inspector always sees plaintext). It reports whether COMPRESS=DEFLATE
+// was kept.
+func filterCaps(caps []string, keepDeflate bool) (string, bool) {
 	var b strings.Builder
+	kept := false
 	for _, c := range caps {
 		u := strings.ToUpper(c)
 		switch {
+		case u == "COMPRESS=DEFLATE" && keepDeflate && !kept:
+			kept = true
 		case u == "STARTTLS", u == "LOGINDISABLED", u == "SASL-IR", u == "LOGIN-REFERRALS",
 			strings.HasPrefix(u, "AUTH="), strings.HasPrefix(u, "COMPRESS="):
 			continue
@@ -402,7 +406,7 @@ func filterCaps(caps []string) string {
 		}
 		b.WriteString(c)
 	}
-	return b.String()
+	return b.String(), kept
 }
 
 // login resolves the user's backends, logs in on the first reachable one
@@ -412,16 +416,22 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 	cands, err := s.srv.opts.Routes.Resolve(user)
 	if err != nil {
 		s.srv.log.Warn("no backend for user", zap.String("session", s.id), zap.String("user", user), zap.Error(err))
+		s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
 		s.respond(tag, "NO", "UNAVAILABLE", "No server available for this account, try again later.")
 		return nil
 	}
+	// The backend login has its own timeout; answering the client must not
+	// fail because the client's pre-auth deadline passed meanwhile.
+	defer s.raw.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	for _, b := range cands {
 		bc, res, err := s.tryBackend(b, cred)
 		var ce *connectError
 		switch {
 		case err == nil && res.ok:
 			s.user, s.backend = user, b.Name
-			caps := filterCaps(res.caps)
+			s.srv.metrics.logins.WithLabelValues("ok").Inc()
+			caps, deflate := filterCaps(res.caps, s.ln.Compress != CompressStrip)
+			s.compressOffered = deflate
 			if s.askedCapability {
 				s.writeLine("* CAPABILITY " + caps)
 			}
@@ -438,14 +448,17 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 				lvl = zap.ErrorLevel
 			}
 			s.srv.log.Log(lvl, "backend login failed", zap.String("session", s.id), zap.String("backend", b.Name), zap.Error(err))
+			s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
 			s.respond(tag, "NO", "UNAVAILABLE", "Server unavailable, try again later.")
 			return nil
 		}
 		switch res.code {
 		case "UNAVAILABLE", "LIMIT", "CONTACTADMIN":
+			s.srv.metrics.logins.WithLabelValues("refused").Inc()
 			s.respond(tag, "NO", res.code, oneLine(res.text))
 			return nil
 		}
+		s.srv.metrics.logins.WithLabelValues("auth_failed").Inc()
 		s.authFailures++
 		s.srv.log.Info("login failed", zap.String("event", "login_failed"), zap.String("session", s.id), zap.String("user", user),
 			zap.String("backend", b.Name), zap.String("mechanism", cred.mech), zap.Int("failures", s.authFailures))
@@ -461,6 +474,7 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 		s.respond(tag, "NO", "AUTHENTICATIONFAILED", "Authentication failed.")
 		return nil
 	}
+	s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
 	s.respond(tag, "NO", "UNAVAILABLE", "Server unavailable, try again later.")
 	return nil
 }
@@ -474,10 +488,12 @@ func (s *session) tryBackend(b *routing.Backend, cred credentials) (*backendConn
 	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, timeout)
 	defer cancel()
+	t0 := time.Now()
 	bc, err := dialBackend(ctx, b)
 	if err != nil {
 		return nil, loginResult{}, err
 	}
+	s.srv.metrics.backendDial.WithLabelValues(b.Name).Observe(time.Since(t0).Seconds())
 	s.mu.Lock()
 	s.back = bc.conn
 	s.mu.Unlock()

@@ -194,7 +194,6 @@ func (c *rawClient) expectEOF() {
 	}
 }
 
-
 func mustNetworks(t testing.TB, s ...string) policy.Networks {
 	t.Helper()
 	n, err := policy.ParseNetworks(s)

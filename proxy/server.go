@@ -16,6 +16,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,11 +33,18 @@ const (
 	ListenerNone     = "none"
 )
 
+// COMPRESS=DEFLATE handling of a listener.
+const (
+	CompressTerminate = "terminate" // imapedge answers COMPRESS and compresses the client leg
+	CompressStrip     = "strip"     // COMPRESS=DEFLATE is not advertised; COMPRESS gets NO
+)
+
 // Listener describes one front socket.
 type Listener struct {
-	Name    string
-	Address string // host:port; port 0 picks a free one (tests)
-	TLS     string // implicit | starttls | none
+	Name     string
+	Address  string // host:port; port 0 picks a free one (tests)
+	TLS      string // implicit | starttls | none
+	Compress string // terminate (default) | strip
 }
 
 // Options configure a Server. Zero durations take the documented defaults.
@@ -49,6 +57,10 @@ type Options struct {
 	Routes           *routing.Table
 	Policy           *policy.Policy // default policy.Default()
 	Log              *zap.Logger    // default: no logging
+	// Audit receives one event per completed command and the
+	// session_start/session_end events; nil: no audit events. It must
+	// not sample.
+	Audit *zap.Logger
 	// Listen opens a listener; default net.Listen (tests may override).
 	Listen func(network, address string) (net.Listener, error)
 }
@@ -63,6 +75,9 @@ type Server struct {
 	conns     map[*session]struct{}
 	closed    bool
 	wg        sync.WaitGroup
+
+	metrics *metrics
+	ready   atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,6 +101,11 @@ func New(opts Options) (*Server, error) {
 		default:
 			return nil, fmt.Errorf("proxy: listener %q: unknown tls mode %q", l.Name, l.TLS)
 		}
+		switch l.Compress {
+		case "", CompressTerminate, CompressStrip:
+		default:
+			return nil, fmt.Errorf("proxy: listener %q: unknown compress mode %q", l.Name, l.Compress)
+		}
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 10 * time.Second
@@ -105,6 +125,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Log,
 		listeners: make(map[string]net.Listener),
 		conns:     make(map[*session]struct{}),
+		metrics:   newMetrics(),
 		ctx:       ctx,
 		cancel:    cancel,
 	}, nil
@@ -126,6 +147,10 @@ func (s *Server) Start() error {
 		s.wg.Add(1)
 		go s.acceptLoop(l, ln)
 	}
+	for _, b := range s.opts.Routes.Backends() {
+		s.metrics.backendUp.WithLabelValues(b.Name).Set(1)
+	}
+	s.ready.Store(true)
 	return nil
 }
 
@@ -142,6 +167,7 @@ func (s *Server) Addr(name string) net.Addr {
 // Close stops the listeners, ends every session at once and waits for all
 // goroutines to finish.
 func (s *Server) Close() error {
+	s.ready.Store(false)
 	s.mu.Lock()
 	s.closed = true
 	for _, ln := range s.listeners {
@@ -187,6 +213,7 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 			continue
 		}
 		delay = 0
+		s.metrics.connections.WithLabelValues(l.Name).Inc()
 		sess := newSession(s, l, c)
 		s.mu.Lock()
 		if s.closed {
@@ -220,3 +247,7 @@ func (s *Server) serveConn(sess *session) {
 }
 
 func (s *Server) tlsConfig() *tls.Config { return s.opts.Certs.ServerConfig() }
+
+// SetAudit sets the audit event logger (see Options.Audit); call it before
+// Start.
+func (s *Server) SetAudit(l *zap.Logger) { s.opts.Audit = l }

@@ -64,14 +64,16 @@ type session struct {
 	closeOnce sync.Once
 	// stopping is set before deadlines move into the past to end the
 	// session; whoever sets a future deadline checks it afterwards.
-	stopping      atomic.Bool
-	mu            sync.Mutex
-	reason        string
-	bytesIn       atomic.Int64
-	bytesOut      atomic.Int64
-	commands      atomic.Int64
-	back          net.Conn // backend connection once logged in
-	pendingReason string   // reason used when the client leaves before login
+	stopping        atomic.Bool
+	mu              sync.Mutex
+	reason          string
+	bytesIn         atomic.Int64
+	bytesOut        atomic.Int64
+	commands        atomic.Int64
+	back            net.Conn // backend connection once logged in
+	sp              atomic.Pointer[splice]
+	compressOffered bool   // COMPRESS=DEFLATE advertised after login
+	pendingReason   string // reason used when the client leaves before login
 }
 
 func newSession(s *Server, l Listener, c net.Conn) *session {
@@ -142,19 +144,11 @@ func (s *session) close() {
 		if reason == "" {
 			reason = reasonClientEOF
 		}
-		s.srv.log.Info("session_end",
-			zap.String("event", "session_end"),
-			zap.String("session", s.id),
-			zap.String("listener", s.ln.Name),
-			zap.String("client_ip", s.clientIP.String()),
-			zap.String("user", s.user),
-			zap.String("backend", s.backend),
-			zap.Int64("duration_ms", time.Since(s.start).Milliseconds()),
-			zap.Int64("bytes_in", s.bytesIn.Load()),
-			zap.Int64("bytes_out", s.bytesOut.Load()),
-			zap.Int64("commands", s.commands.Load()),
-			zap.String("reason", reason),
-		)
+		fields := s.endFields(reason)
+		s.srv.log.Info("session_end", fields...)
+		if s.srv.opts.Audit != nil {
+			s.srv.opts.Audit.Info("session_end", fields...)
+		}
 	})
 }
 
@@ -488,15 +482,9 @@ func (s *session) handshake() bool {
 }
 
 func (s *session) logStart() {
-	if s.tlsVer != "" || s.ln.TLS != ListenerImplicit {
-		s.srv.log.Info("session_start",
-			zap.String("event", "session_start"),
-			zap.String("session", s.id),
-			zap.String("listener", s.ln.Name),
-			zap.String("client_ip", s.clientIP.String()),
-			zap.Int("client_port", s.port),
-			zap.String("tls", s.tlsVer),
-			zap.String("sni", s.sni),
-		)
+	fields := s.startFields()
+	s.srv.log.Info("session_start", fields...)
+	if s.srv.opts.Audit != nil {
+		s.srv.opts.Audit.Info("session_start", fields...)
 	}
 }

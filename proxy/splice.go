@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/flate"
 	"errors"
 	"io"
 	"net"
@@ -30,9 +32,12 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // boundary, so they never land inside a response or a literal.
 type clientWriter struct {
 	mu      sync.Mutex
-	conn    net.Conn
+	out     io.Writer // the client connection, or a compressor in front of it
 	framer  imapwire.ServerFramer
 	pending []byte
+	// after runs once the pending lines are written (switching on
+	// compression after the COMPRESS answer).
+	after func()
 }
 
 // forward feeds p to the framer, then writes it. The framer sees a
@@ -41,30 +46,41 @@ func (w *clientWriter) forward(p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.framer.Feed(p)
-	if _, err := w.conn.Write(p); err != nil {
+	if _, err := w.out.Write(p); err != nil {
 		return err
 	}
 	if len(w.pending) > 0 && w.framer.AtBoundary() {
-		_, err := w.conn.Write(w.pending)
-		w.pending = w.pending[:0]
-		return err
+		return w.writePendingLocked()
 	}
 	return nil
 }
 
+func (w *clientWriter) writePendingLocked() error {
+	_, err := w.out.Write(w.pending)
+	w.pending = w.pending[:0]
+	if w.after != nil {
+		f := w.after
+		w.after = nil
+		f()
+	}
+	return err
+}
+
 // inject writes line (with CRLF) now if the server stream is at a response
-// boundary, else as soon as it gets there.
-func (w *clientWriter) inject(line string) error {
+// boundary, else as soon as it gets there. after, if not nil, runs right
+// after the line is written.
+func (w *clientWriter) inject(line string, after func()) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = append(w.pending, line...)
 	w.pending = append(w.pending, "\r\n"...)
+	if after != nil {
+		w.after = after
+	}
 	if !w.framer.AtBoundary() {
 		return nil
 	}
-	_, err := w.conn.Write(w.pending)
-	w.pending = w.pending[:0]
-	return err
+	return w.writePendingLocked()
 }
 
 // atBoundary reports whether the server stream is at a response boundary.
@@ -74,17 +90,35 @@ func (w *clientWriter) atBoundary() bool {
 	return w.framer.AtBoundary()
 }
 
+// deflateWriter compresses the client leg (RFC 4978): every write is
+// followed by a sync flush so the client sees it at once.
+type deflateWriter struct {
+	fw *flate.Writer
+}
+
+func (d deflateWriter) Write(p []byte) (int, error) {
+	n, err := d.fw.Write(p)
+	if err != nil {
+		return n, err
+	}
+	return n, d.fw.Flush()
+}
+
 // splice forwards the logged-in session until either side ends it.
 type splice struct {
-	s      *session
-	back   net.Conn
-	cw     clientWriter
-	sync   imapwire.SyncLiteral
-	client imapwire.ClientFramer
+	s       *session
+	back    net.Conn
+	cw      clientWriter
+	tracker imapwire.Tracker
+	client  imapwire.ClientFramer
 
 	inIdle     atomic.Bool
 	logoutSent atomic.Bool
 	clientDone atomic.Bool
+
+	compressOffered bool // COMPRESS=DEFLATE was advertised after login
+	compressed      bool // the client leg is compressed (client goroutine)
+	src             io.Reader
 
 	hold    []byte // start of a command line not yet forwarded
 	holding bool
@@ -96,10 +130,15 @@ func (s *session) splice(bc *backendConn) {
 	s.back = bc.conn
 	s.mu.Unlock()
 	s.raw.SetDeadline(time.Time{})
-	sp := &splice{s: s, back: bc.conn}
-	sp.cw.conn = s.conn
-	sp.cw.framer.Sync = &sp.sync
-	sp.client.Sync = &sp.sync
+	sp := &splice{s: s, back: bc.conn, src: s.conn, compressOffered: s.compressOffered}
+	sp.cw.out = s.conn
+	sp.cw.framer.T = &sp.tracker
+	sp.client.T = &sp.tracker
+	sp.tracker.OnComplete = s.onCommand
+	s.sp.Store(sp)
+	m := s.srv.metrics
+	m.sessionsActive.WithLabelValues(s.backend).Inc()
+	defer m.sessionsActive.WithLabelValues(s.backend).Dec()
 
 	// Bytes the backend sent after its login answer, and bytes the client
 	// pipelined after its LOGIN, are forwarded first, in order.
@@ -132,6 +171,10 @@ func (s *session) splice(bc *backendConn) {
 	}()
 	sp.copyClientToBackend(clientPending)
 	<-done
+	sp.tracker.Finish()
+	if sp.tracker.Lost() {
+		m.inspectionLost.Inc()
+	}
 }
 
 // copyBackendToClient forwards server bytes to the client until the
@@ -141,12 +184,14 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	out := s.srv.metrics.bytesOu
 	if len(pending) > 0 {
 		if err := sp.cw.forward(pending); err != nil {
 			sp.endClientGone(err)
 			return
 		}
 		s.bytesOut.Add(int64(len(pending)))
+		out.Add(float64(len(pending)))
 	}
 	for {
 		n, err := sp.back.Read(buf)
@@ -160,6 +205,7 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 				return
 			}
 			s.bytesOut.Add(int64(n))
+			out.Add(float64(n))
 		}
 		if err != nil {
 			sp.backendEnded(err)
@@ -182,7 +228,7 @@ func (sp *splice) backendEnded(err error) {
 		s.setReason(reasonBackendLost)
 		if sp.cw.atBoundary() {
 			s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			sp.cw.inject("* BYE [UNAVAILABLE] Backend connection lost")
+			sp.cw.inject("* BYE [UNAVAILABLE] Backend connection lost", nil)
 		}
 		// Otherwise the backend died inside a response: close at once,
 		// never write a BYE into a literal.
@@ -216,14 +262,14 @@ func (sp *splice) copyClientToBackend(pending []byte) {
 	buf := *bp
 	if len(pending) > 0 {
 		if err := sp.forwardClient(pending); err != nil {
-			sp.clientEnded(err, false)
+			sp.clientEnded(err, true)
 			return
 		}
 	}
 	idle := sp.idleTimeout()
 	for {
 		s.extendRead(idle)
-		n, err := s.conn.Read(buf)
+		n, err := sp.src.Read(buf)
 		if n > 0 {
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
 				sp.clientEnded(werr, true)
@@ -251,7 +297,7 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 	case isTimeout(err):
 		s.setReason(reasonIdleTimeout)
 		s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		sp.cw.inject("* BYE Autologout; idle for too long")
+		sp.cw.inject("* BYE Autologout; idle for too long", nil)
 		sp.back.SetDeadline(time.Unix(1, 0))
 		return
 	case sp.logoutSent.Load():
@@ -279,9 +325,9 @@ func (s *session) reasonSet() bool {
 // line is held back until its end (at most holdMax bytes).
 func (sp *splice) forwardClient(data []byte) error {
 	s := sp.s
-	s.bytesIn.Add(int64(len(data)))
 	bufs := sp.bufs[:0]
 	start, i := 0, 0
+	var rest []byte // bytes after COMPRESS: compressed, not for the framer
 	for i < len(data) {
 		n, ev := sp.client.Next(data[i:])
 		i += n
@@ -301,6 +347,11 @@ func (sp *splice) forwardClient(data []byte) error {
 			if sp.holding && sp.answerLocally(verb) {
 				sp.hold = sp.hold[:0]
 				start = i
+				if sp.compressed && !sp.cwCompressedReader() {
+					rest = data[i:]
+					i = len(data)
+					start = i
+				}
 			} else if len(sp.hold) > 0 {
 				bufs = append(bufs, sp.hold)
 				sp.hold = nil
@@ -325,24 +376,68 @@ func (sp *splice) forwardClient(data []byte) error {
 	}
 	sp.inIdle.Store(sp.client.InIdle())
 	sp.bufs = bufs[:0]
-	if len(bufs) == 1 {
-		_, err := sp.back.Write(bufs[0])
-		return err
+	var total int
+	for _, b := range bufs {
+		total += len(b)
 	}
-	_, err := bufs.WriteTo(sp.back)
+	s.bytesIn.Add(int64(total))
+	s.srv.metrics.bytesIn.Add(float64(total))
+	var err error
+	if len(bufs) == 1 {
+		_, err = sp.back.Write(bufs[0])
+	} else if len(bufs) > 1 {
+		_, err = bufs.WriteTo(sp.back)
+	}
+	if err == nil && sp.compressed && sp.src == io.Reader(s.conn) {
+		// From here on the client sends DEFLATE data (RFC 4978 §3).
+		sp.src = flate.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), s.conn))
+	}
 	return err
 }
+
+// cwCompressedReader reports whether the client reader is decompressing
+// already (a second COMPRESS inside compressed data).
+func (sp *splice) cwCompressedReader() bool { return sp.src != io.Reader(sp.s.conn) }
 
 // answerLocally answers the commands imapedge must not forward after
 // login. It reports whether the command line is to be dropped.
 func (sp *splice) answerLocally(verb []byte) bool {
-	tag := string(sp.client.Tag())
+	tag := sp.client.Tag()
+	if tag == nil {
+		return false
+	}
+	cmd := sp.client.Current()
+	reply := func(status, code, text string, after func()) {
+		line := string(tag) + " " + status + " "
+		if code != "" {
+			line += "[" + code + "] "
+		}
+		line += text
+		sp.tracker.CompleteLocal(cmd, status, code, len(line)+2)
+		sp.cw.inject(line, after)
+	}
 	switch {
 	case imapwire.EqualFold(verb, "COMPRESS"):
-		sp.cw.inject(tag + " NO [CANNOT] Compression is not available.")
+		mech := sp.client.Line()
+		switch {
+		case sp.compressed:
+			reply("NO", "COMPRESSIONACTIVE", "DEFLATE is active already.", nil)
+		case !sp.compressOffered:
+			reply("NO", "CANNOT", "Compression is not available.", nil)
+		case !bytes.HasSuffix(bytes.ToUpper(mech), []byte(" DEFLATE")):
+			reply("BAD", "", "Unknown compression mechanism.", nil)
+		default:
+			sp.compressed = true
+			// The answer goes out uncompressed; everything after it is
+			// compressed (RFC 4978 §3).
+			reply("OK", "", "DEFLATE active", func() {
+				fw, _ := flate.NewWriter(sp.s.conn, flate.BestSpeed)
+				sp.cw.out = deflateWriter{fw}
+			})
+		}
 		return true
 	case imapwire.EqualFold(verb, "STARTTLS"):
-		sp.cw.inject(tag + " BAD [CLIENTBUG] STARTTLS is not valid after login.")
+		reply("BAD", "CLIENTBUG", "STARTTLS is not valid after login.", nil)
 		return true
 	}
 	return false

@@ -69,12 +69,14 @@ func (b *syncBuffer) String() string {
 // e2eEnv is a Dovecot with imapedge in front, wired from a YAML config
 // exactly as `imapedge serve` does it.
 type e2eEnv struct {
-	dovecot  *dovecottest.Server
-	rt       *runtime
-	logs     *syncBuffer
-	caPool   *x509.CertPool // verifies the proxy's certificate
-	certFile string
-	dir      string
+	dovecot    *dovecottest.Server
+	rt         *runtime
+	logs       *syncBuffer
+	audit      *syncBuffer // audit events, when audit.commands is on
+	closeAudit func()
+	caPool     *x509.CertPool // verifies the proxy's certificate
+	certFile   string
+	dir        string
 }
 
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
@@ -95,20 +97,42 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *
 	return certFile, keyFile, pool
 }
 
-// startE2E starts Dovecot and imapedge. backendYAML is the backends
-// section; %s in it is replaced by the Dovecot instance.
+// startE2E starts Dovecot and imapedge. backendYAML returns the backends
+// (and optionally routing) sections for the Dovecot instance.
 func startE2E(t *testing.T, backendYAML func(d *dovecottest.Server) string) *e2eEnv {
 	t.Helper()
-	d := dovecottest.Start(t, dovecottest.Options{Users: e2eUsers})
+	return startE2EWith(t, e2eOptions{backends: backendYAML})
+}
+
+type e2eOptions struct {
+	backends      func(d *dovecottest.Server) string
+	extraYAML     string // more top-level sections
+	dovecotConfig string // Dovecot ExtraConfig
+	compress      string // listeners' compress mode
+}
+
+func startE2EWith(t *testing.T, o e2eOptions) *e2eEnv {
+	t.Helper()
+	backendYAML := o.backends
+	if backendYAML == nil {
+		backendYAML = plainBackend
+	}
+	compress := o.compress
+	if compress == "" {
+		compress = "terminate"
+	}
+	d := dovecottest.Start(t, dovecottest.Options{Users: e2eUsers, ExtraConfig: o.dovecotConfig})
 	dir := t.TempDir()
 	certFile, keyFile, pool := writeSelfSigned(t, dir)
 	yaml := fmt.Sprintf(`listeners:
   - name: imaps
     address: "127.0.0.1:0"
     tls: implicit
+    compress: %s
   - name: imap
     address: "127.0.0.1:0"
     tls: starttls
+    compress: %s
 tls:
   certificates:
     - cert_file: %s
@@ -116,13 +140,17 @@ tls:
 %s
 log:
   level: debug
-`, certFile, keyFile, backendYAML(d))
+%s`, compress, compress, certFile, keyFile, backendYAML(d), o.extraYAML)
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml")
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	logs := &syncBuffer{}
+	logs, auditBuf := &syncBuffer{}, &syncBuffer{}
 	log, closeLog, err := buildLogger(cfg.Log, logs, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, closeAudit, err := buildAudit(cfg.Audit, auditBuf, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +158,14 @@ log:
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt.srv.SetAudit(audit)
 	if err := rt.srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	env := &e2eEnv{dovecot: d, rt: rt, logs: logs, caPool: pool, certFile: certFile, dir: dir}
+	env := &e2eEnv{dovecot: d, rt: rt, logs: logs, audit: auditBuf, closeAudit: closeAudit, caPool: pool, certFile: certFile, dir: dir}
 	t.Cleanup(func() {
 		rt.srv.Close()
+		closeAudit()
 		closeLog()
 		env.checkNoSecrets(t)
 		if t.Failed() {
@@ -151,7 +181,7 @@ func plainBackend(d *dovecottest.Server) string {
 
 // checkNoSecrets fails if any test password appears in the proxy's logs.
 func (env *e2eEnv) checkNoSecrets(t *testing.T) {
-	logs := env.logs.String()
+	logs := env.logs.String() + env.audit.String()
 	for _, u := range e2eUsers {
 		if strings.Contains(logs, u.Password) {
 			t.Errorf("proxy log contains the password of %s", u.Name)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -64,6 +67,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeLog()
+	audit, closeAudit, err := buildAudit(cfg.Audit, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	for _, k := range cfg.NotEnforced() {
 		log.Warn("config key accepted but not enforced yet", zap.String("key", k))
 	}
@@ -71,8 +79,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	rt.srv.SetAudit(audit)
 	if err := rt.srv.Start(); err != nil {
 		return err
+	}
+	defer rt.srv.Close()
+	if cfg.Admin.Address != "" {
+		stopAdmin, err := startAdmin(cfg.Admin.Address, rt.srv, log)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
 	}
 	log.Info("imapedge started", zap.String("version", version), zap.String("config", *path))
 	hup := make(chan os.Signal, 1)
@@ -82,7 +99,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
-			rt.srv.Close()
 			return nil
 		case <-hup:
 			if err := rt.reload(*path, log); err != nil {
@@ -118,7 +134,7 @@ func build(cfg *config.Config, log *zap.Logger) (*runtime, error) {
 	pol := buildPolicy(cfg)
 	var ls []proxy.Listener
 	for _, l := range cfg.Listeners {
-		ls = append(ls, proxy.Listener{Name: l.Name, Address: l.Address, TLS: string(l.TLS)})
+		ls = append(ls, proxy.Listener{Name: l.Name, Address: l.Address, TLS: string(l.TLS), Compress: string(l.Compress)})
 	}
 	srv, err := proxy.New(proxy.Options{
 		Listeners:        ls,
@@ -220,6 +236,55 @@ func buildPolicy(cfg *config.Config) *policy.Policy {
 		p.FailureBaseDelay = p.FailureMaxDelay
 	}
 	return p
+}
+
+// buildAudit makes the audit event stream: flat JSON objects, one per
+// line, never sampled, flushed at least once a second and on exit. It
+// returns a nil logger when audit.commands is false.
+func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(), error) {
+	if !ac.Commands {
+		return nil, func() {}, nil
+	}
+	encCfg := zapcore.EncoderConfig{
+		TimeKey:        "ts",
+		EncodeTime:     zapcore.RFC3339NanoTimeEncoder,
+		EncodeDuration: zapcore.MillisDurationEncoder,
+		LineEnding:     zapcore.DefaultLineEnding,
+	}
+	var ws zapcore.WriteSyncer
+	closeFile := func() {}
+	switch ac.Output {
+	case "", "stdout":
+		ws = zapcore.AddSync(stdout)
+	case "stderr":
+		ws = zapcore.AddSync(stderr)
+	default:
+		f, err := os.OpenFile(ac.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit.output: %w", err)
+		}
+		ws = f
+		closeFile = func() { f.Close() }
+	}
+	buf := &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(encCfg), buf, zapcore.DebugLevel), zap.ErrorOutput(zapcore.AddSync(stderr)))
+	return log, func() { buf.Stop(); closeFile() }, nil
+}
+
+// startAdmin serves /metrics, /healthz and /readyz on address.
+func startAdmin(address string, srv *proxy.Server, log *zap.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("admin.address: %w", err)
+	}
+	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	log.Info("admin listening", zap.String("address", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}, nil
 }
 
 // buildLogger makes the operational logger. Sampling is off: session

@@ -98,26 +98,29 @@ type Reader struct {
 	R   *bufio.Reader
 	Lim Limits
 	buf []byte
+	// tail keeps the last octets of a line that was too long to keep, so
+	// that a literal header at its end is still seen.
+	tail lineBuf
 }
 
 var errLineTooLong = errors.New("line too long")
 
 // readLine returns the next line without its CRLF. The returned slice is
 // valid until the next call. A line longer than max is skipped to its end
-// and errLineTooLong returned; skipped octets are counted in skipped.
+// (only its last octets are kept, in r.tail) and errLineTooLong returned.
 func (r *Reader) readLine(max int) (line []byte, size int, err error) {
 	r.buf = r.buf[:0]
 	for {
 		frag, err := r.R.ReadSlice('\n')
 		size += len(frag)
 		if len(r.buf)+len(frag) > max+2 {
-			if err == nil {
-				return nil, size, errLineTooLong
-			}
+			r.tail.reset()
+			r.tail.add(frag)
 			// Skip the rest of the over-long line without storing it.
 			for errors.Is(err, bufio.ErrBufferFull) {
 				frag, err = r.R.ReadSlice('\n')
 				size += len(frag)
+				r.tail.add(frag)
 			}
 			if err != nil {
 				return nil, size, err
@@ -141,28 +144,37 @@ func (r *Reader) readLine(max int) (line []byte, size int, err error) {
 	}
 }
 
-// looksLikeNonIMAP spots input that is clearly another protocol: TLS on
-// the plaintext port, an HTTP request, or control characters.
+// looksLikeNonIMAP spots input that is clearly another protocol: an HTTP
+// request, or control characters.
 func looksLikeNonIMAP(line []byte) bool {
-	if len(line) > 0 && (line[0] == 0x16 || line[0] == 0x80) { // TLS / SSLv2 ClientHello
-		return true
-	}
 	for _, c := range line {
 		if c == 0 || (c < 0x20 && c != '\t') {
 			return true
 		}
 	}
-	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0")) ||
+		bytes.HasSuffix(line, []byte(" HTTP/2.0"))
 }
 
 // ReadCommand reads one whole command: its lines and the literals they
-// announce. onLiteral may be nil (every literal is then accepted and the
-// caller is responsible for nothing; only useful in tests of non-sync
-// input).
+// announce. onLiteral may be nil: every literal is then accepted (only
+// useful for non-synchronizing input, in tests).
+//
+// A literal header is recognized at the end of every line, as RFC 7888 §3
+// asks, before the line is tokenized: whatever is wrong with the line, a
+// non-synchronizing literal that follows it is skipped with the rest of its
+// command, so the stream never falls out of step with the client.
 func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
+	// TLS (or SSLv2) on the plaintext port rarely sends a LF: answer the
+	// first octet instead of waiting for a line that never comes.
+	if b, err := r.R.Peek(1); err == nil && (b[0] == 0x16 || b[0] == 0x80) {
+		return nil, &ProtocolError{Msg: "This is an IMAP server", Bye: true}
+	}
+	cmd := &Command{}
 	line, size, err := r.readLine(r.Lim.MaxLine)
+	cmd.Size = size
 	if err == errLineTooLong {
-		return nil, &ProtocolError{Msg: "Line too long"}
+		return nil, r.fail(nil, &ProtocolError{Msg: "Line too long"})
 	}
 	if err != nil {
 		return nil, err
@@ -170,29 +182,37 @@ func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
 	if looksLikeNonIMAP(line) {
 		return nil, &ProtocolError{Msg: "This is an IMAP server", Bye: true}
 	}
-	cmd := &Command{Size: size}
 	tag, rest := FirstWord(line)
 	if !ValidTag(tag) {
-		return nil, &ProtocolError{Msg: "Invalid tag"}
+		return nil, r.fail(line, &ProtocolError{Msg: "Invalid tag"})
 	}
 	cmd.Tag = string(tag)
 	name, rest := FirstWord(rest)
 	if len(name) == 0 {
-		return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Missing command"}
+		return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Missing command"})
 	}
 	for _, c := range name {
 		if !IsAtomChar(c) {
-			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Invalid command name"}
+			return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Invalid command name"})
 		}
 	}
 	cmd.Name = string(bytes.ToUpper(name))
 	literals := 0
 	for {
-		n, nonSync, ok, err := r.tokenize(cmd, rest)
-		if err != nil {
-			return nil, err
+		n, nonSync, binary, start, lit := LiteralHeader(rest)
+		if lit {
+			if start > 0 && rest[start-1] != ' ' && rest[start-1] != '(' {
+				return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Invalid literal"})
+			}
+			if binary {
+				return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Binary literals are not accepted before login"})
+			}
+			rest = rest[:start]
 		}
-		if !ok {
+		if err := r.tokenize(cmd, rest); err != nil {
+			return nil, r.fail(line, err)
+		}
+		if !lit {
 			return cmd, nil
 		}
 		literals++
@@ -221,48 +241,67 @@ func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
 		if rejected != nil {
 			// A non-synchronizing literal is on its way: skip it and the
 			// rest of the command before answering.
-			return nil, r.skipCommand(n, rejected)
+			return nil, r.skipCommand(cmd.Tag, n, rejected)
 		}
-		lit := make([]byte, n)
-		if _, err := io.ReadFull(r.R, lit); err != nil {
+		lit8 := make([]byte, n)
+		if _, err := io.ReadFull(r.R, lit8); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, err
 		}
 		cmd.Size += int(n)
-		cmd.Args = append(cmd.Args, Token{Kind: TokLiteral, Value: lit})
+		cmd.Args = append(cmd.Args, Token{Kind: TokLiteral, Value: lit8})
 		line, size, err = r.readLine(r.Lim.MaxLine)
+		cmd.Size += size
 		if err == errLineTooLong {
-			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Line too long"}
+			return nil, r.fail(nil, &ProtocolError{Tag: cmd.Tag, Msg: "Line too long"})
 		}
 		if err != nil {
 			return nil, err
 		}
-		cmd.Size += size
 		if cmd.Size > r.Lim.MaxCommand {
-			return nil, &ProtocolError{Tag: cmd.Tag, Msg: "Command too long"}
+			return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Command too long"})
 		}
 		rest = line
 	}
 }
 
+// fail returns answer for a command line that cannot be used. If the line
+// (nil: the over-long line just skipped, whose tail is in r.tail) ends
+// with a non-synchronizing literal header, the literal and the rest of the
+// command are skipped first: the client sends them without waiting.
+func (r *Reader) fail(line []byte, answer error) error {
+	if line == nil {
+		line = TrimCRLF(r.tail.tail[:r.tail.tailLen])
+	}
+	n, nonSync, _, _, ok := LiteralHeader(line)
+	if !ok || !nonSync {
+		return answer
+	}
+	tag := ""
+	var pe *ProtocolError
+	if errors.As(answer, &pe) {
+		tag = pe.Tag
+	}
+	return r.skipCommand(tag, n, answer)
+}
+
 // skipCommand discards a non-synchronizing literal of n octets and the rest
 // of its command (more lines, more non-synchronizing literals), then
 // returns answer. The pre-auth deadline bounds how long this can take.
-func (r *Reader) skipCommand(n int64, answer error) error {
+func (r *Reader) skipCommand(tag string, n int64, answer error) error {
 	for {
 		if n > int64(r.Lim.MaxNonSync) {
-			return &ProtocolError{Code: "TOOBIG", Msg: "Literal too big", Fatal: true}
+			return &ProtocolError{Tag: tag, Code: "TOOBIG", Msg: "Literal too big", Fatal: true}
 		}
 		if _, err := r.R.Discard(int(n)); err != nil {
 			return err
 		}
 		line, _, err := r.readLine(r.Lim.MaxLine)
 		if err == errLineTooLong {
-			return answer
-		}
-		if err != nil {
+			line = TrimCRLF(r.tail.tail[:r.tail.tailLen])
+		} else if err != nil {
 			return err
 		}
 		var nonSync, ok bool
@@ -273,13 +312,13 @@ func (r *Reader) skipCommand(n int64, answer error) error {
 	}
 }
 
-// tokenize appends the tokens of one line segment to cmd. If the segment
-// ends with a literal header it returns the literal's size.
-func (r *Reader) tokenize(cmd *Command, s []byte) (n int64, nonSync, lit bool, err error) {
+// tokenize appends the tokens of one line segment (its literal header
+// already cut off) to cmd.
+func (r *Reader) tokenize(cmd *Command, s []byte) error {
 	syntax := func(msg string) error { return &ProtocolError{Tag: cmd.Tag, Msg: msg} }
 	for i := 0; i < len(s); {
 		if len(cmd.Args) >= r.Lim.MaxTokens {
-			return 0, false, false, syntax("Too many arguments")
+			return syntax("Too many arguments")
 		}
 		switch c := s[i]; c {
 		case ' ':
@@ -293,35 +332,26 @@ func (r *Reader) tokenize(cmd *Command, s []byte) (n int64, nonSync, lit bool, e
 		case '"':
 			v, next, ok := unquote(s, i)
 			if !ok {
-				return 0, false, false, syntax("Invalid quoted string")
+				return syntax("Invalid quoted string")
 			}
 			cmd.Args = append(cmd.Args, Token{Kind: TokQuoted, Value: v})
 			i = next
-		case '{', '~':
-			n, nonSync, binary, start, ok := LiteralHeader(s[i:])
-			if ok && start == 0 && !binary {
-				return n, nonSync, true, nil
-			}
-			if c == '~' || ok {
-				return 0, false, false, syntax("Invalid literal")
-			}
-			fallthrough
 		default:
 			j := i
 			for j < len(s) && s[j] != ' ' && s[j] != '(' && s[j] != ')' && s[j] != '"' {
 				if s[j] < 0x20 || s[j] == 0x7f {
-					return 0, false, false, syntax("Invalid characters in atom")
+					return syntax("Invalid characters in atom")
+				}
+				if s[j] == '{' {
+					return syntax("Invalid literal")
 				}
 				j++
-			}
-			if j == i {
-				return 0, false, false, syntax("Invalid argument")
 			}
 			cmd.Args = append(cmd.Args, Token{Kind: TokAtom, Value: append([]byte(nil), s[i:j]...)})
 			i = j
 		}
 	}
-	return 0, false, false, nil
+	return nil
 }
 
 // unquote parses the quoted string starting at s[i] (a '"'). Only \" and

@@ -2,17 +2,19 @@ package imapwire
 
 import (
 	"bytes"
-	"sync"
-	"sync/atomic"
 )
 
 // headCap is how much of a line's start a framer keeps: enough for a tag,
-// a command name and a mailbox argument, never a literal body.
-const headCap = 256
+// a command name and its mailbox arguments, never a literal body.
+const headCap = 1024
 
 // tailCap is how much of a line's end a framer keeps to spot a literal
-// header: "~{" + 19 digits + "+}".
-const tailCap = 24
+// header: "~{" + 19 digits + "+}" + CRLF.
+const tailCap = 26
+
+// maxSaneLiteral bounds literal sizes a framer believes; a larger count
+// means the stream is not what the framer thinks it is.
+const maxSaneLiteral = 1 << 40
 
 // lineBuf keeps the head and the tail of one line without ever holding the
 // whole of it.
@@ -43,10 +45,13 @@ func (b *lineBuf) add(p []byte) {
 	b.tailLen += copy(b.tail[b.tailLen:], p)
 }
 
-// Head returns the first bytes of the line (at most 256), CRLF removed when
-// the line is that short.
+// complete reports whether the whole line fits in the head.
+func (b *lineBuf) complete() bool { return int64(b.headLen) == b.total }
+
+// Head returns the first bytes of the line (at most headCap), CRLF removed
+// when the whole line fits.
 func (b *lineBuf) Head() []byte {
-	if int64(b.headLen) == b.total {
+	if b.complete() {
 		return TrimCRLF(b.head[:b.headLen])
 	}
 	return b.head[:b.headLen]
@@ -57,67 +62,13 @@ func (b *lineBuf) literal() (n int64, nonSync, ok bool) {
 	return n, nonSync, ok
 }
 
-// SyncLiteral lets the server framer tell the client framer how a pending
-// synchronizing literal was answered: a "+" means the octets follow, a
-// tagged completion of that command means they never come (RFC 9051 §7.6).
-type SyncLiteral struct {
-	pending atomic.Bool
-	mu      sync.Mutex
-	tag     []byte
-	answer  int8 // 0 none yet, 1 continuation, -1 tagged completion
-}
-
-func (s *SyncLiteral) expect(tag []byte) {
-	s.mu.Lock()
-	s.tag = append(s.tag[:0], tag...)
-	s.answer = 0
-	s.mu.Unlock()
-	s.pending.Store(true)
-}
-
-func (s *SyncLiteral) continuation() {
-	if !s.pending.Load() {
-		return
-	}
-	s.mu.Lock()
-	if s.answer == 0 {
-		s.answer = 1
-	}
-	s.mu.Unlock()
-}
-
-func (s *SyncLiteral) tagged(tag []byte) {
-	if !s.pending.Load() {
-		return
-	}
-	s.mu.Lock()
-	if s.answer == 0 && string(s.tag) == string(tag) {
-		s.answer = -1
-	}
-	s.mu.Unlock()
-}
-
-// take returns the answer and clears the pending state.
-func (s *SyncLiteral) take() int8 {
-	s.mu.Lock()
-	a := s.answer
-	s.answer = 0
-	s.mu.Unlock()
-	s.pending.Store(false)
-	return a
-}
-
-// ServerFramer follows the server→client stream of a logged-in session and
-// always knows whether it stands at a response boundary. It reads lines,
-// counts the literals of data responses and classifies each response's
-// first line; it never stores more than a line's head and tail.
+// ServerFramer follows the server→client stream of a logged-in session
+// and always knows whether it stands at a response boundary. It reads
+// lines, counts the literals of data responses, and reports continuation
+// requests, untagged responses and tagged completions to its Tracker. It
+// never stores more than a line's head and tail.
 type ServerFramer struct {
-	// Sync, when set, is told about continuation requests and tagged
-	// completions so the client framer can resolve synchronizing literals.
-	Sync *SyncLiteral
-	// OnTagged, when set, is called for each tagged status response with
-	// its tag and status word (OK, NO, BAD).
-	OnTagged func(tag, status []byte)
+	T *Tracker
 
 	line      lineBuf
 	inLine    bool
@@ -125,52 +76,107 @@ type ServerFramer struct {
 	midResp   bool  // a data response continues after a literal
 	data      bool  // the current response may carry literals
 	sawBye    bool
+
+	respBytes int64
+	target    *Exchange // the command the current response is attributed to
+	untagged  bool
+	done      *Exchange // completed by the current (tagged) response
 }
 
 // AtBoundary reports whether everything fed so far ends exactly at the end
-// of a complete response, where a line may be injected.
-func (f *ServerFramer) AtBoundary() bool { return !f.inLine && f.remaining == 0 && !f.midResp }
+// of a complete response, where a line may be injected. It is false for
+// good once inspection is lost.
+func (f *ServerFramer) AtBoundary() bool {
+	return !f.inLine && f.remaining == 0 && !f.midResp && !f.T.Lost()
+}
 
 // SawBye reports whether an untagged BYE has been seen.
 func (f *ServerFramer) SawBye() bool { return f.sawBye }
 
-// Feed consumes bytes forwarded from the server.
+// Feed consumes bytes forwarded from the server. It never fails: a stream
+// it cannot follow marks inspection lost, and the bytes still flow.
 func (f *ServerFramer) Feed(p []byte) {
+	if f.T.Lost() {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			f.T.Lose()
+		}
+	}()
 	for len(p) > 0 {
 		if f.remaining > 0 {
 			if int64(len(p)) <= f.remaining {
 				f.remaining -= int64(len(p))
+				f.respBytes += int64(len(p))
+				if f.remaining == 0 {
+					f.inLine = true // the response goes on after its literal
+				}
 				return
 			}
+			f.respBytes += f.remaining
 			p = p[f.remaining:]
 			f.remaining = 0
+			f.inLine = true
 		}
-		i := indexLF(p)
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			f.line.add(p)
+			f.respBytes += int64(len(p))
 			f.inLine = true
 			return
 		}
 		f.line.add(p[:i+1])
+		f.respBytes += int64(i + 1)
 		p = p[i+1:]
 		f.inLine = false
 		f.endLine()
+		if f.T.Lost() {
+			return
+		}
 	}
 }
 
 func (f *ServerFramer) endLine() {
-	first := !f.midResp
-	if first {
+	if !f.midResp {
 		f.classify(f.line.Head())
 	}
 	f.midResp = false
 	if f.data {
 		if n, _, ok := f.line.literal(); ok {
+			if n > maxSaneLiteral {
+				f.T.Lose()
+				return
+			}
+			f.line.reset()
 			f.remaining = n
 			f.midResp = true
+			if n == 0 {
+				f.inLine = true
+			}
+			return
 		}
 	}
 	f.line.reset()
+	f.endResponse()
+}
+
+// endResponse attributes the response's octets and reports a completion.
+func (f *ServerFramer) endResponse() {
+	t := f.T
+	if c := f.target; c != nil {
+		t.mu.Lock()
+		c.BytesOut += f.respBytes
+		if f.untagged {
+			c.Untagged++
+		}
+		t.mu.Unlock()
+	}
+	done := f.done
+	f.respBytes, f.target, f.untagged, f.done = 0, nil, false, nil
+	if done != nil {
+		t.emit(done)
+	}
 }
 
 func (f *ServerFramer) classify(head []byte) {
@@ -178,26 +184,43 @@ func (f *ServerFramer) classify(head []byte) {
 	word, rest := FirstWord(head)
 	switch {
 	case len(word) > 0 && word[0] == '+':
-		if f.Sync != nil {
-			f.Sync.continuation()
-		}
+		f.target = f.T.continuation()
 	case len(word) == 1 && word[0] == '*':
-		w2, _ := FirstWord(rest)
+		f.untagged = true
+		f.target = f.T.oldest()
+		w2, args := FirstWord(rest)
 		switch {
 		case EqualFold(w2, "BYE"):
 			f.sawBye = true
+			f.T.mu.Lock()
+			f.T.sawBye = true
+			f.T.mu.Unlock()
 		case EqualFold(w2, "OK"), EqualFold(w2, "NO"), EqualFold(w2, "BAD"), EqualFold(w2, "PREAUTH"):
+		case EqualFold(w2, "ENABLED"):
+			f.T.enabled(args)
 		default:
 			f.data = true
 		}
 	default:
-		status, _ := FirstWord(rest)
-		if f.Sync != nil {
-			f.Sync.tagged(word)
+		status, text := FirstWord(rest)
+		var code []byte
+		if len(text) > 0 && text[0] == '[' {
+			code = text[1:]
+			for i, c := range code {
+				if c == ' ' || c == ']' {
+					code = code[:i]
+					break
+				}
+			}
 		}
-		if f.OnTagged != nil {
-			f.OnTagged(word, status)
+		c := f.T.complete(word, status, code)
+		if c == nil {
+			// A completion for a command never sent: the framers have
+			// lost the thread.
+			f.T.Lose()
+			return
 		}
+		f.target, f.done = c, c
 	}
 }
 
@@ -210,8 +233,8 @@ const (
 	EvNone ClientEvent = iota
 	// EvCommandStart: the next byte starts a new command.
 	EvCommandStart
-	// EvCommandLine: the first line of a command has just ended; Tag and
-	// Verb describe it.
+	// EvCommandLine: the first line of a command has just ended; Tag,
+	// Verb and Current describe it.
 	EvCommandLine
 )
 
@@ -223,22 +246,29 @@ const (
 	csLine                         // inside a later line of a command
 	csLiteral                      // inside literal octets
 	csSyncWait                     // after "{n}", waiting to learn whether octets follow
-	csIdle                         // after IDLE: the next line is DONE
 )
 
 // ClientFramer follows the client→server stream of a logged-in session:
-// command lines, literals (resolving synchronizing ones through Sync), and
-// IDLE/DONE.
+// command lines, their mailbox arguments, literals (learning from the
+// Tracker whether a synchronizing literal was accepted or refused), and
+// IDLE … DONE.
 type ClientFramer struct {
-	Sync *SyncLiteral
+	T *Tracker
 
 	state     clientState
 	line      lineBuf
 	remaining int64
 	pendingN  int64
-	tag       [64]byte
-	tagLen    int
-	idle      bool
+	idle      bool // the current command is IDLE, waiting for DONE
+	tagTrunc  bool
+
+	cur      *Exchange
+	last     *Exchange // the command whose first line ended last
+	bytesIn  int64     // octets of cur not yet added to it
+	argIdx   int8      // top-level argument the scan is at
+	depth    int
+	scanning bool // mailbox arguments still to find
+	capture  *[]byte
 }
 
 // InIdle reports whether the client is in IDLE (its DONE not yet seen).
@@ -247,67 +277,94 @@ func (f *ClientFramer) InIdle() bool { return f.idle }
 // AtCommandStart reports whether the next byte starts a new command.
 func (f *ClientFramer) AtCommandStart() bool { return f.state == csStart && !f.idle }
 
-// Tag returns the tag of the command whose first line was last completed.
-func (f *ClientFramer) Tag() []byte { return f.tag[:f.tagLen] }
+// Current returns the command whose first line ended last.
+func (f *ClientFramer) Current() *Exchange { return f.last }
 
-// Verb returns the command name of the line last completed (upper case not
-// guaranteed).
+// Tag returns the tag of the command whose first line ended last, or nil
+// when it was too long to keep or not a valid tag.
+func (f *ClientFramer) Tag() []byte {
+	if f.tagTrunc || f.last == nil || f.last.Tag == "" {
+		return nil
+	}
+	return []byte(f.last.Tag)
+}
+
+// Verb returns the command name of the line last completed (upper case
+// not guaranteed).
 func (f *ClientFramer) Verb() []byte {
 	_, rest := FirstWord(f.line.Head())
 	v, _ := FirstWord(rest)
 	return v
 }
 
-// Line returns the head of the command line last completed.
+// Line returns the head of the line last completed.
 func (f *ClientFramer) Line() []byte { return f.line.Head() }
 
 // Next consumes p up to the next event and returns the number of bytes
-// consumed and the event.
-func (f *ClientFramer) Next(p []byte) (int, ClientEvent) {
-	n := 0
+// consumed and the event. Once inspection is lost it consumes everything
+// and reports nothing.
+func (f *ClientFramer) Next(p []byte) (n int, ev ClientEvent) {
+	if f.T.Lost() {
+		return len(p), EvNone
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			f.T.Lose()
+			n, ev = len(p), EvNone
+		}
+	}()
 	for n < len(p) {
 		switch f.state {
 		case csSyncWait:
-			answer := int8(1)
-			if f.Sync != nil {
-				answer = f.Sync.take()
-			}
-			if answer == -1 {
+			if f.T.takeAnswer() == -1 {
 				// Refused: the octets never come; this is a new command.
-				f.state = csStart
+				f.endCommand()
 				continue
 			}
 			f.remaining = f.pendingN
 			f.state = csLiteral
 		case csLiteral:
-			if f.remaining == 0 {
-				f.state = csLine
-				continue
-			}
 			k := int64(len(p) - n)
 			if k > f.remaining {
 				k = f.remaining
 			}
+			if f.capture != nil {
+				room := maxMailboxLen - len(*f.capture)
+				*f.capture = append(*f.capture, p[n:n+int(min(k, int64(max(room, 0))))]...)
+			}
 			f.remaining -= k
+			f.bytesIn += k
 			n += int(k)
 			if f.remaining == 0 {
+				f.capture = nil
 				f.state = csLine
 			}
 		case csStart:
 			f.line.reset()
 			if f.idle {
-				f.state = csLine
-				continue
+				if f.T.peekAnswer() != -1 {
+					// The line is the DONE that ends IDLE.
+					f.state = csLine
+					continue
+				}
+				// IDLE was refused: no DONE follows, this is a command.
+				f.idle = false
+				f.T.takeAnswer()
+				f.endCommand()
 			}
 			f.state = csFirstLine
+			f.cur = &Exchange{mboxArg: -1, mboxToArg: -1}
+			f.bytesIn = 0
 			return n, EvCommandStart
 		default: // csFirstLine, csLine
-			i := indexLF(p[n:])
+			i := bytes.IndexByte(p[n:], '\n')
 			if i < 0 {
 				f.line.add(p[n:])
+				f.bytesIn += int64(len(p) - n)
 				return len(p), EvNone
 			}
 			f.line.add(p[n : n+i+1])
+			f.bytesIn += int64(i + 1)
 			n += i + 1
 			if ev := f.endLine(); ev != EvNone {
 				return n, ev
@@ -317,35 +374,86 @@ func (f *ClientFramer) Next(p []byte) (int, ClientEvent) {
 	return n, EvNone
 }
 
+// flush adds the octets read so far to the current command.
+func (f *ClientFramer) flush() {
+	if f.cur == nil || f.bytesIn == 0 {
+		return
+	}
+	f.T.mu.Lock()
+	f.cur.BytesIn += f.bytesIn
+	f.T.mu.Unlock()
+	f.bytesIn = 0
+}
+
+// endCommand ends the client part of the current command.
+func (f *ClientFramer) endCommand() {
+	f.flush()
+	if f.cur != nil {
+		f.T.mu.Lock()
+		f.cur.clientDone = true
+		f.T.mu.Unlock()
+	}
+	f.cur, f.capture, f.idle = nil, nil, false
+	f.state = csStart
+}
+
 func (f *ClientFramer) endLine() ClientEvent {
 	first := f.state == csFirstLine
 	if f.idle {
-		if EqualFold(f.line.Head(), "DONE") {
-			f.idle = false
-		}
-		f.state = csStart
+		// Any line ends IDLE: DONE, or whatever a client sends that does
+		// not know better (the server then answers IDLE with BAD).
+		f.T.takeAnswer()
+		f.endCommand()
+		f.line.reset()
 		return EvNone
 	}
+	n, nonSync, lit := f.line.literal()
+	if lit && n > maxSaneLiteral {
+		f.T.Lose()
+		return EvNone
+	}
+	head := f.line.Head()
 	if first {
-		tag, rest := FirstWord(f.line.Head())
-		f.tagLen = copy(f.tag[:], tag)
-		if EqualFold(rest, "IDLE") {
-			f.idle = true
+		head = f.parseFirst(head)
+	}
+	if f.scanning {
+		if lit {
+			// Cut the literal header off the line.
+			if _, _, _, start, ok := LiteralHeader(head); ok {
+				head = head[:start]
+			}
+		}
+		f.scanArgs(head, lit)
+	}
+	if first {
+		f.last = f.cur
+		if f.cur.Tag != "" {
+			f.T.begin(f.cur)
 		}
 	}
-	if n, nonSync, ok := f.line.literal(); ok {
+	if lit {
+		f.T.mu.Lock()
+		f.cur.LiteralBytes += n
+		f.T.mu.Unlock()
 		if nonSync {
 			f.remaining = n
 			f.state = csLiteral
 		} else {
 			f.pendingN = n
 			f.state = csSyncWait
-			if f.Sync != nil {
-				f.Sync.expect(f.Tag())
-			}
+			f.T.await(f.cur)
 		}
-	} else {
+		if n == 0 && nonSync {
+			f.state = csLine
+		}
+		f.flush()
+	} else if f.cur.Name == "IDLE" && f.cur.Tag != "" {
+		f.flush()
+		f.idle = true
+		f.T.await(f.cur)
 		f.state = csStart
+	} else {
+		f.endCommand()
 	}
 	if first {
 		return EvCommandLine
@@ -353,4 +461,120 @@ func (f *ClientFramer) endLine() ClientEvent {
 	return EvNone
 }
 
-func indexLF(p []byte) int { return bytes.IndexByte(p, '\n') }
+// parseFirst reads tag and command name off a command's first line and
+// returns the rest of the line.
+func (f *ClientFramer) parseFirst(head []byte) []byte {
+	c := f.cur
+	tag, rest := FirstWord(head)
+	f.tagTrunc = len(tag) == len(head) && !f.line.complete()
+	if ValidTag(tag) && !f.tagTrunc {
+		c.Tag = string(tag)
+	}
+	verb, rest := FirstWord(rest)
+	name := commandName(verb)
+	if name == "UID" {
+		var sub []byte
+		sub, rest = FirstWord(rest)
+		name = "UID " + commandName(sub)
+	}
+	c.Name = name
+	c.mboxArg, c.mboxToArg = mailboxArgs(name)
+	f.argIdx, f.depth, f.capture = 0, 0, nil
+	f.scanning = c.mboxArg >= 0 && c.Tag != ""
+	return rest
+}
+
+// commandName returns the upper-case command name, or "" if verb is not
+// an atom of a sane length.
+func commandName(verb []byte) string {
+	if len(verb) == 0 || len(verb) > 32 {
+		return ""
+	}
+	var buf [32]byte
+	for i, c := range verb {
+		if !IsAtomChar(c) {
+			return ""
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return string(buf[:len(verb)])
+}
+
+// scanArgs walks the top-level arguments in s, keeping the mailbox
+// arguments. lit says that a literal follows s; it is itself the next
+// argument.
+func (f *ClientFramer) scanArgs(s []byte, lit bool) {
+	c := f.cur
+	for i := 0; i < len(s); {
+		switch ch := s[i]; ch {
+		case ' ':
+			i++
+		case '(':
+			f.depth++
+			i++
+		case ')':
+			f.depth--
+			i++
+			if f.depth == 0 {
+				f.argIdx++
+			}
+		case '"':
+			v, next, ok := unquote(s, i)
+			if !ok {
+				f.scanning = false
+				return
+			}
+			f.keepArg(v)
+			i = next
+		default:
+			j := i
+			for j < len(s) && s[j] != ' ' && s[j] != '(' && s[j] != ')' {
+				if s[j] == '[' { // FETCH-style section: skip to its end
+					if k := bytes.IndexByte(s[j:], ']'); k > 0 {
+						j += k
+					}
+				}
+				j++
+			}
+			f.keepArg(s[i:j])
+			i = j
+		}
+	}
+	if !f.line.complete() {
+		// Arguments beyond the head are unknown.
+		f.scanning = false
+		return
+	}
+	if lit && f.depth == 0 {
+		switch f.argIdx {
+		case c.mboxArg:
+			f.capture = &c.mailbox
+		case c.mboxToArg:
+			f.capture = &c.mailboxTo
+		}
+		f.argIdx++
+	}
+	if f.argIdx > c.mboxArg && f.argIdx > c.mboxToArg {
+		f.scanning = false
+	}
+}
+
+func (f *ClientFramer) keepArg(v []byte) {
+	if f.depth != 0 {
+		return
+	}
+	c := f.cur
+	if len(v) > maxMailboxLen {
+		v = v[:maxMailboxLen]
+	}
+	switch f.argIdx {
+	case c.mboxArg:
+		c.mailbox = append(c.mailbox[:0], v...)
+	case c.mboxToArg:
+		c.mailboxTo = append(c.mailboxTo[:0], v...)
+	}
+	f.argIdx++
+}

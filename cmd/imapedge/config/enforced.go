@@ -15,6 +15,7 @@ var enforced = []string{
 	"listeners[].name",
 	"listeners[].address",
 	"listeners[].tls",
+	"listeners[].compress",
 	"tls.certificates",
 	"tls.min_version",
 	"tls.handshake_timeout",
@@ -38,6 +39,8 @@ var enforced = []string{
 	"policy.idle_timeout",
 	"policy.auth_failures.max_delay",
 	"log",
+	"audit",
+	"admin.address",
 }
 
 var indexRE = regexp.MustCompile(`\[\d+\]`)

@@ -1,0 +1,305 @@
+package imapwire
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Exchange is one client command, followed from its first line to its
+// tagged completion: the command and the responses it got. The fields are
+// written by the framers under the Tracker's lock; once handed to
+// OnComplete the Exchange is no longer touched by them.
+type Exchange struct {
+	Seq       uint64 // 1, 2, … per session
+	Tag       string
+	Name      string // upper case; "UID FETCH" as one name
+	Mailbox   string // the mailbox it names (COPY/MOVE: destination; RENAME: old name)
+	MailboxTo string // RENAME's new name
+	Selected  string // mailbox selected when the command began
+	Status    string // OK, NO, BAD, BYE or none
+	Code      string // response code atom of the completion
+	Start     time.Time
+	End       time.Time
+	// BytesIn counts the client's octets of the command (lines and
+	// literals); BytesOut the server's octets attributed to it (untagged
+	// responses while it was the oldest outstanding command, continuation
+	// requests, the tagged completion); LiteralBytes the sizes of the
+	// client's literals; Untagged the untagged responses attributed to it.
+	BytesIn, BytesOut, LiteralBytes int64
+	Untagged                        int
+	// Local is set when imapedge answered the command itself.
+	Local bool
+
+	mboxArg, mboxToArg int8 // top-level argument holding a mailbox, or -1
+	mailbox, mailboxTo []byte
+	clientDone         bool
+	completed          bool
+}
+
+// Duration is how long the command took, from its first line to its
+// completion.
+func (c *Exchange) Duration() time.Duration { return c.End.Sub(c.Start) }
+
+// mailboxArgs says which top-level arguments of a command name mailboxes.
+func mailboxArgs(name string) (mbox, to int8) {
+	switch name {
+	case "SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE", "STATUS", "APPEND",
+		"GETQUOTAROOT", "GETACL", "MYRIGHTS", "SETACL", "DELETEACL", "LISTRIGHTS":
+		return 0, -1
+	case "RENAME":
+		return 0, 1
+	case "COPY", "MOVE", "UID COPY", "UID MOVE":
+		return 1, -1
+	}
+	return -1, -1
+}
+
+// maxMailboxLen bounds a mailbox name kept for events; longer names are
+// cut.
+const maxMailboxLen = 1024
+
+// Tracker is the state both framers of one session share: the commands
+// in flight (matched FIFO per tag, RFC 9051 §2.2.1), the command waiting
+// for a continuation request (a synchronizing literal or IDLE), the
+// selected mailbox, and whether inspection had to give up.
+type Tracker struct {
+	// OnComplete is called once per command when it completes, outside
+	// the lock, in the goroutine of the framer that completed it.
+	OnComplete func(*Exchange)
+	// Now returns the time; default time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	pending  []*Exchange // in order of their first lines
+	awaiting *Exchange   // waits for "+" or its completion
+	answer   int8        // for awaiting: 0 none yet, 1 continuation, -1 completed
+	selected []byte
+	utf8     bool // ENABLE UTF8=ACCEPT or IMAP4rev2: names are UTF-8
+	seq      uint64
+	sawBye   bool
+
+	lost atomic.Bool
+}
+
+func (t *Tracker) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+// Lost reports whether inspection gave up on this session: bytes still
+// flow unchanged, but no more commands are recorded and no response
+// boundary is trusted.
+func (t *Tracker) Lost() bool { return t != nil && t.lost.Load() }
+
+// Lose marks inspection as lost.
+func (t *Tracker) Lose() {
+	if t != nil {
+		t.lost.Store(true)
+	}
+}
+
+// Pending returns the number of commands in flight.
+func (t *Tracker) Pending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// Selected returns the selected mailbox ("" when none).
+func (t *Tracker) Selected() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.decode(t.selected)
+}
+
+func (t *Tracker) decode(name []byte) string {
+	if t.utf8 {
+		return string(name)
+	}
+	return DecodeMailbox(name)
+}
+
+// begin registers a command whose first line has ended.
+func (t *Tracker) begin(c *Exchange) {
+	t.mu.Lock()
+	t.seq++
+	c.Seq = t.seq
+	c.Start = t.now()
+	c.Selected = t.decode(t.selected)
+	t.pending = append(t.pending, c)
+	t.mu.Unlock()
+}
+
+// await records that c waits for a continuation request.
+func (t *Tracker) await(c *Exchange) {
+	t.mu.Lock()
+	t.awaiting, t.answer = c, 0
+	t.mu.Unlock()
+}
+
+// takeAnswer returns how the awaited command was answered and stops
+// waiting.
+func (t *Tracker) takeAnswer() int8 {
+	t.mu.Lock()
+	a := t.answer
+	t.awaiting, t.answer = nil, 0
+	t.mu.Unlock()
+	return a
+}
+
+// peekAnswer returns the answer so far.
+func (t *Tracker) peekAnswer() int8 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.answer
+}
+
+// continuation handles a "+" from the server and returns the command it
+// belongs to (nil when none waits).
+func (t *Tracker) continuation() *Exchange {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.awaiting != nil && t.answer == 0 {
+		t.answer = 1
+	}
+	if t.awaiting != nil {
+		return t.awaiting
+	}
+	if len(t.pending) > 0 {
+		return t.pending[len(t.pending)-1]
+	}
+	return nil
+}
+
+// oldest returns the oldest command in flight, to which untagged
+// responses are attributed.
+func (t *Tracker) oldest() *Exchange {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) == 0 {
+		return nil
+	}
+	return t.pending[0]
+}
+
+// complete matches a tagged completion to the oldest command in flight
+// with that tag. It returns nil when no command has that tag.
+func (t *Tracker) complete(tag, status, code []byte) *Exchange {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, c := range t.pending {
+		if c.Tag != string(tag) {
+			continue
+		}
+		t.pending = append(t.pending[:i], t.pending[i+1:]...)
+		c.Status = upperStatus(status)
+		c.Code = string(code)
+		t.finishLocked(c)
+		if c.Status == "OK" || c.Status == "NO" {
+			switch c.Name {
+			case "SELECT", "EXAMINE":
+				if c.Status == "OK" {
+					t.selected = append(t.selected[:0], c.mailbox...)
+				} else {
+					t.selected = t.selected[:0]
+				}
+			case "CLOSE", "UNSELECT":
+				if c.Status == "OK" {
+					t.selected = t.selected[:0]
+				}
+			}
+		}
+		return c
+	}
+	return nil
+}
+
+// finishLocked fills the completion fields of c.
+func (t *Tracker) finishLocked(c *Exchange) {
+	c.End = t.now()
+	c.completed = true
+	if t.awaiting == c {
+		t.answer = -1
+	}
+	if c.mboxArg >= 0 {
+		c.Mailbox = t.decode(c.mailbox)
+	}
+	if c.mboxToArg >= 0 {
+		c.MailboxTo = t.decode(c.mailboxTo)
+	}
+}
+
+// CompleteLocal completes c as answered by imapedge itself and reports
+// it.
+func (t *Tracker) CompleteLocal(c *Exchange, status, code string, bytesOut int) {
+	if c == nil {
+		return
+	}
+	t.mu.Lock()
+	for i, p := range t.pending {
+		if p == c {
+			t.pending = append(t.pending[:i], t.pending[i+1:]...)
+			break
+		}
+	}
+	c.Status, c.Code, c.Local = status, code, true
+	c.BytesOut += int64(bytesOut)
+	t.finishLocked(c)
+	t.mu.Unlock()
+	t.emit(c)
+}
+
+func (t *Tracker) emit(c *Exchange) {
+	if c != nil && t.OnComplete != nil {
+		t.OnComplete(c)
+	}
+}
+
+// enabled handles "* ENABLED …": UTF8=ACCEPT and IMAP4rev2 make mailbox
+// names UTF-8 (RFC 6855 §3, RFC 9051 §6.3.1).
+func (t *Tracker) enabled(caps []byte) {
+	for len(caps) > 0 {
+		var w []byte
+		w, caps = FirstWord(caps)
+		if EqualFold(w, "UTF8=ACCEPT") || EqualFold(w, "IMAP4REV2") {
+			t.mu.Lock()
+			t.utf8 = true
+			t.mu.Unlock()
+		}
+	}
+}
+
+// Finish ends tracking when the session ends: every command still in
+// flight is reported with status BYE (the server said BYE) or none.
+func (t *Tracker) Finish() {
+	t.mu.Lock()
+	rest := t.pending
+	t.pending = nil
+	status := "none"
+	if t.sawBye {
+		status = "BYE"
+	}
+	for _, c := range rest {
+		c.Status = status
+		t.finishLocked(c)
+	}
+	t.mu.Unlock()
+	for _, c := range rest {
+		t.emit(c)
+	}
+}
+
+func upperStatus(s []byte) string {
+	switch {
+	case EqualFold(s, "OK"):
+		return "OK"
+	case EqualFold(s, "NO"):
+		return "NO"
+	case EqualFold(s, "BAD"):
+		return "BAD"
+	}
+	return "none"
+}
