@@ -105,14 +105,14 @@ tls:
     - {cert_file: %s, key_file: %s}
 backends:
   - {name: b1, address: "127.0.0.1:143"}
-audit:
-  commands: true
+drain:
+  spread: 10s
 `, cert, key))
 	code, o, e := runCLI("check", "-config", f)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, e)
 	}
-	if !strings.Contains(o, "audit.commands: accepted, not enforced yet") || !strings.Contains(o, ": ok") {
+	if !strings.Contains(o, "drain.spread: accepted, not enforced yet") || !strings.Contains(o, ": ok") {
 		t.Fatalf("stdout %q", o)
 	}
 }
