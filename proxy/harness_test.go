@@ -223,3 +223,19 @@ func waitLog(t testing.TB, p *testProxy, msg, key, value string) {
 }
 
 func fmtFields(m map[string]any) string { return fmt.Sprint(m) }
+
+// testutilCounter reads a counter without labels from the server's registry.
+func testutilCounter(t testing.TB, p *testProxy, name string) float64 {
+	t.Helper()
+	mfs, err := p.srv.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -488,3 +488,13 @@ func (s *session) logStart() {
 		s.srv.opts.Audit.Info("session_start", fields...)
 	}
 }
+
+// State reports what the session is doing (StateIdle, StateIdleCommand,
+// StateBusy; "preauth" before login) and whether its server stream is at a
+// response boundary. Kicks and drains inject their BYE only there.
+func (s *session) State() (state string, atBoundary bool) {
+	if sp := s.sp.Load(); sp != nil {
+		return sp.state()
+	}
+	return "preauth", false
+}

@@ -442,3 +442,23 @@ func (sp *splice) answerLocally(verb []byte) bool {
 	}
 	return false
 }
+
+// State is what a logged-in session is doing, as the admin API reports it.
+const (
+	StateIdle        = "idle"         // nothing in flight, at a response boundary
+	StateIdleCommand = "idle-command" // in IDLE
+	StateBusy        = "busy"         // a command in flight or a response being sent
+)
+
+// state reports what the session is doing and whether the server stream is
+// at a response boundary, where a line may be injected.
+func (sp *splice) state() (state string, atBoundary bool) {
+	atBoundary = sp.cw.atBoundary()
+	switch {
+	case sp.inIdle.Load():
+		return StateIdleCommand, atBoundary
+	case atBoundary && sp.tracker.Pending() == 0:
+		return StateIdle, true
+	}
+	return StateBusy, atBoundary
+}

@@ -275,6 +275,9 @@ func (t *Tracker) enabled(caps []byte) {
 // Finish ends tracking when the session ends: every command still in
 // flight is reported with status BYE (the server said BYE) or none.
 func (t *Tracker) Finish() {
+	if t.Lost() {
+		return // the commands in flight are not known for sure
+	}
 	t.mu.Lock()
 	rest := t.pending
 	t.pending = nil

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// auditProxy starts a proxy in front of fb with audit events observed.
+func auditProxy(t *testing.T, fb *fakeBackend) (*testProxy, *observer.ObservedLogs) {
+	core, audit := observer.New(zap.InfoLevel)
+	p := startProxy(t, fakeBackends(fb), func(o *Options) { o.Audit = zap.New(core) })
+	return p, audit
+}
+
+func TestInspectionLostKeepsBytesFlowing(t *testing.T) {
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		br.ReadString('\n') // n1 NOOP
+		// A completion for a tag the client never used: the framers
+		// cannot follow this stream any more.
+		c.Write([]byte("zz9 OK what command?\r\n* 1 FETCH (BODY[] {5}\r\nhello)\r\nn1 OK still forwarded\r\n"))
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(l, " ")
+			c.Write([]byte(tag + " OK still forwarded\r\n"))
+		}
+	})
+	p, audit := auditProxy(t, fb)
+	c := loginFake(t, p)
+	runTranscript(t, c, []step{send("n1 NOOP\r\n"), expect("zz9 OK what command?"), expect("* 1 FETCH"), expect("hello)"),
+		expect("n1 OK still forwarded"),
+		send("n2 NOOP\r\n"), expect("n2 OK still forwarded"),
+		send("l LOGOUT\r\n"), expect("l OK still forwarded")})
+	c.conn.Close()
+	waitLog(t, p, "session_end", "inspection", "lost")
+	if n := len(audit.FilterMessage("command").All()); n != 0 {
+		t.Errorf("%d command events after inspection was lost", n)
+	}
+	if got := testutilCounter(t, p, "imapedge_inspection_lost_total"); got != 1 {
+		t.Errorf("inspection_lost_total = %v", got)
+	}
+}
+
+func TestSessionStateAndBoundary(t *testing.T) {
+	release := make(chan struct{})
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		l, _ := br.ReadString('\n') // f FETCH
+		tag, _, _ := strings.Cut(l, " ")
+		c.Write([]byte("* 1 FETCH (BODY[] {9}\r\nhalf"))
+		<-release
+		c.Write([]byte(" done)\r\n" + tag + " OK\r\n"))
+		l, _ = br.ReadString('\n') // i IDLE
+		tag, _, _ = strings.Cut(l, " ")
+		c.Write([]byte("+ idling\r\n"))
+		br.ReadString('\n')
+		c.Write([]byte(tag + " OK\r\n"))
+		br.ReadString('\n')
+	})
+	p := startProxy(t, fakeBackends(fb))
+	c := loginFake(t, p)
+	sess := onlySession(t, p)
+	waitState(t, sess, StateIdle, true)
+	c.send("f FETCH 1 BODY[]\r\n")
+	c.expect("* 1 FETCH (BODY[] {9}")
+	waitState(t, sess, StateBusy, false) // inside a literal
+	close(release)
+	c.expect("half done)")
+	c.expect("f OK")
+	waitState(t, sess, StateIdle, true)
+	c.send("i IDLE\r\n")
+	c.expect("+ idling")
+	waitState(t, sess, StateIdleCommand, true)
+	c.send("DONE\r\n")
+	c.expect("i OK")
+	waitState(t, sess, StateIdle, true)
+}
+
+func onlySession(t *testing.T, p *testProxy) *session {
+	t.Helper()
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	for s := range p.srv.conns {
+		return s
+	}
+	t.Fatal("no session")
+	return nil
+}
+
+func waitState(t *testing.T, s *session, want string, boundary bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, b := s.State()
+		if st == want && b == boundary {
+			return
+		}
+		if time.Now().After(deadline) {
+			sp := s.sp.Load()
+			t.Fatalf("state %s boundary %v, want %s %v (pending %d idle %v)", st, b, want, boundary, sp.tracker.Pending(), sp.inIdle.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
