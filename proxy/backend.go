@@ -430,7 +430,7 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 		case err == nil && res.ok:
 			s.user, s.backend = user, b.Name
 			s.srv.metrics.logins.WithLabelValues("ok").Inc()
-			caps, deflate := filterCaps(res.caps, s.ln.Compress != CompressStrip)
+			caps, deflate := filterCaps(res.caps, s.ln.Compress != CompressStrip && !s.srv.opts.DisableInspection)
 			s.compressOffered = deflate
 			if s.askedCapability {
 				s.writeLine("* CAPABILITY " + caps)

@@ -61,6 +61,11 @@ type Options struct {
 	// session_start/session_end events; nil: no audit events. It must
 	// not sample.
 	Audit *zap.Logger
+	// DisableInspection turns the splice into a plain byte copy: no
+	// command events, no response boundaries (a lost backend then closes
+	// the client at once), COMPRESS not terminated. For measuring what
+	// inspection costs; not for production.
+	DisableInspection bool
 	// Listen opens a listener; default net.Listen (tests may override).
 	Listen func(network, address string) (net.Listener, error)
 }

@@ -135,6 +135,9 @@ func (s *session) splice(bc *backendConn) {
 	sp.cw.framer.T = &sp.tracker
 	sp.client.T = &sp.tracker
 	sp.tracker.OnComplete = s.onCommand
+	if s.srv.opts.DisableInspection {
+		sp.tracker.Lose()
+	}
 	s.sp.Store(sp)
 	m := s.srv.metrics
 	m.sessionsActive.WithLabelValues(s.backend).Inc()
@@ -172,7 +175,7 @@ func (s *session) splice(bc *backendConn) {
 	sp.copyClientToBackend(clientPending)
 	<-done
 	sp.tracker.Finish()
-	if sp.tracker.Lost() {
+	if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
 		m.inspectionLost.Inc()
 	}
 }

@@ -108,13 +108,15 @@ var errLineTooLong = errors.New("line too long")
 // readLine returns the next line without its CRLF. The returned slice is
 // valid until the next call. A line longer than max is skipped to its end
 // (only its last octets are kept, in r.tail) and errLineTooLong returned.
-func (r *Reader) readLine(max int) (line []byte, size int, err error) {
+// limit excludes the CRLF.
+func (r *Reader) readLine(limit int) (line []byte, size int, err error) {
 	r.buf = r.buf[:0]
 	for {
 		frag, err := r.R.ReadSlice('\n')
 		size += len(frag)
-		if len(r.buf)+len(frag) > max+2 {
+		if len(r.buf)+len(frag) > limit+2 {
 			r.tail.reset()
+			r.tail.add(r.buf[max(0, len(r.buf)-tailCap):])
 			r.tail.add(frag)
 			// Skip the rest of the over-long line without storing it.
 			for errors.Is(err, bufio.ErrBufferFull) {

@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fetchBackend answers every FETCH with n messages of size bytes each, as
+// Dovecot would: one untagged FETCH with a BODY[] literal per message.
+func fetchBackend(b *testing.B, n, size int) *fakeBackend {
+	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", size/64+1)[:size]
+	var resp strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&resp, "* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n", i, i, size, body)
+	}
+	payload := []byte(resp.String())
+	return startFakeBackend(b, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(l, " ")
+			if strings.Contains(l, "LOGOUT") {
+				c.Write([]byte("* BYE bye\r\n" + tag + " OK bye\r\n"))
+				return
+			}
+			c.Write(payload)
+			c.Write([]byte(tag + " OK Fetch completed.\r\n"))
+		}
+	})
+}
+
+// fetchOnce sends one FETCH on an established session and reads the whole
+// answer.
+func fetchOnce(b *testing.B, c net.Conn, br *bufio.Reader, tag string) int64 {
+	if _, err := io.WriteString(c, tag+" FETCH 1:* BODY.PEEK[]\r\n"); err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for {
+		l, err := br.ReadSlice('\n')
+		total += int64(len(l))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.HasPrefix(string(l), tag+" ") {
+			return total
+		}
+		if i := strings.LastIndexByte(string(l), '{'); i > 0 && strings.HasSuffix(string(l), "}\r\n") {
+			var n int64
+			fmt.Sscanf(string(l[i:]), "{%d}", &n)
+			m, err := br.Discard(int(n))
+			total += int64(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkLargeFetch measures FETCH of 1 MiB bodies (plaintext legs)
+// directly from the backend, through imapedge with inspection on, and
+// through imapedge with inspection off. Compare the sub-benchmarks'
+// MB/s (benchstat); the target is on within 10% of off.
+func BenchmarkLargeFetch(b *testing.B) {
+	const msgs, size = 16, 1 << 20
+	fb := fetchBackend(b, msgs, size)
+	for _, mode := range []string{"direct", "inspect-on", "inspect-off"} {
+		b.Run(mode, func(b *testing.B) {
+			var c net.Conn
+			var br *bufio.Reader
+			switch mode {
+			case "direct":
+				var err error
+				c, err = net.Dial("tcp", fb.ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				br = bufio.NewReaderSize(c, 64<<10)
+				br.ReadString('\n')
+				io.WriteString(c, "L AUTHENTICATE PLAIN "+b64("\x00u\x00pw")+"\r\n")
+				br.ReadString('\n')
+			default:
+				p := startProxy(b, fakeBackends(fb), func(o *Options) {
+					o.DisableInspection = mode == "inspect-off"
+					o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
+				})
+				var err error
+				c, err = net.Dial("tcp", p.srv.Addr("plain").String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				br = bufio.NewReaderSize(c, 64<<10)
+				br.ReadString('\n')
+				io.WriteString(c, "a LOGIN u pw\r\n")
+				if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "a OK") {
+					b.Fatal(l)
+				}
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Minute))
+			b.SetBytes(msgs * size)
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				fetchOnce(b, c, br, fmt.Sprintf("f%d", i))
+			}
+		})
+	}
+}
