@@ -27,6 +27,42 @@ const (
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
+// smallBufSize is the read buffer a copier holds while its side is quiet:
+// an idle session keeps two of these, not two 32 KiB buffers.
+const smallBufSize = 512
+
+// readBuf hands a copier the buffer for its next read: a small one of its
+// own while traffic is light, a pooled 32 KiB one while a read fills the
+// small one, given back as soon as a read comes back short.
+type readBuf struct {
+	small [smallBufSize]byte
+	big   *[]byte
+}
+
+func (r *readBuf) next() []byte {
+	if r.big != nil {
+		return *r.big
+	}
+	return r.small[:]
+}
+
+// after adapts the buffer to a read of n bytes into the buffer next gave.
+func (r *readBuf) after(n int) {
+	switch {
+	case r.big == nil && n == smallBufSize:
+		r.big = copyBufs.Get().(*[]byte)
+	case r.big != nil && n < copyBufSize/4:
+		r.release()
+	}
+}
+
+func (r *readBuf) release() {
+	if r.big != nil {
+		copyBufs.Put(r.big)
+		r.big = nil
+	}
+}
+
 // clientWriter serializes writes to the client: forwarded server bytes and
 // lines imapedge injects itself. Injected lines wait for a response
 // boundary, so they never land inside a response or a literal.
@@ -184,9 +220,8 @@ func (s *session) splice(bc *backendConn) {
 // backend closes or fails.
 func (sp *splice) copyBackendToClient(pending []byte) {
 	s := sp.s
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	var rb readBuf
+	defer rb.release()
 	out := s.srv.metrics.bytesOu
 	if len(pending) > 0 {
 		if err := sp.cw.forward(pending); err != nil {
@@ -197,6 +232,7 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 		out.Add(float64(len(pending)))
 	}
 	for {
+		buf := rb.next()
 		n, err := sp.back.Read(buf)
 		if n > 0 {
 			if sp.inIdle.Load() {
@@ -210,6 +246,7 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 			s.bytesOut.Add(int64(n))
 			out.Add(float64(n))
 		}
+		rb.after(n)
 		if err != nil {
 			sp.backendEnded(err)
 			return
@@ -260,9 +297,8 @@ func (sp *splice) idleTimeout() time.Duration {
 // client closes, goes idle for too long, or the backend side ends.
 func (sp *splice) copyClientToBackend(pending []byte) {
 	s := sp.s
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	var rb readBuf
+	defer rb.release()
 	if len(pending) > 0 {
 		if err := sp.forwardClient(pending); err != nil {
 			sp.clientEnded(err, true)
@@ -272,6 +308,7 @@ func (sp *splice) copyClientToBackend(pending []byte) {
 	idle := sp.idleTimeout()
 	for {
 		s.extendRead(idle)
+		buf := rb.next()
 		n, err := sp.src.Read(buf)
 		if n > 0 {
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
@@ -279,6 +316,7 @@ func (sp *splice) copyClientToBackend(pending []byte) {
 				return
 			}
 		}
+		rb.after(n)
 		if err != nil {
 			sp.clientEnded(err, false)
 			return

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -334,6 +335,64 @@ func TestNoPasswordsInLogs(t *testing.T) {
 			if strings.Contains(s, secret) {
 				t.Fatalf("log line contains a secret: %s", s)
 			}
+		}
+	}
+}
+
+// TestBackendLoginCommand: a backend without AUTH=PLAIN gets LOGIN, with
+// quoted strings, or literals for what cannot be quoted.
+func TestBackendLoginCommand(t *testing.T) {
+	got := make(chan string, 4)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				c.Write([]byte("* OK [CAPABILITY IMAP4rev1 LITERAL+] no plain here\r\n"))
+				br := bufio.NewReader(c)
+				var cmd strings.Builder
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					cmd.WriteString(l)
+					if strings.HasSuffix(l, "+}\r\n") {
+						n := 0
+						fmt.Sscanf(l[strings.LastIndexByte(l, '{'):], "{%d+}", &n)
+						buf := make([]byte, n)
+						io.ReadFull(br, buf)
+						cmd.Write(buf)
+						continue
+					}
+					break
+				}
+				got <- cmd.String()
+				c.Write([]byte("L OK [CAPABILITY IMAP4rev1 IDLE] in\r\n"))
+				br.ReadString('\n')
+			}(c)
+		}
+	}()
+	p := startProxy(t, memBackends(ln.Addr().String()))
+	for _, tc := range []struct{ user, pass, want string }{
+		{"alice", `pa"ss\w`, "L LOGIN \"alice\" \"pa\\\"ss\\\\w\"\r\n"},
+		{"bob", "new\nline", "L LOGIN \"bob\" {8+}\r\nnew\nline\r\n"},
+		{"jörg", "x", "L LOGIN {5+}\r\njörg \"x\"\r\n"},
+	} {
+		c := p.dial(t, "imaps")
+		c.expect("* OK")
+		c.send(fmt.Sprintf("a LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n", len(tc.user), tc.user, len(tc.pass), tc.pass))
+		c.expect("a OK [CAPABILITY IMAP4rev1 IDLE]")
+		if g := <-got; g != tc.want {
+			t.Errorf("backend got %q, want %q", g, tc.want)
 		}
 	}
 }

@@ -194,6 +194,31 @@ func Start(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// Launch starts a private Dovecot instance outside of a test (the
+// benchmark uses it). The caller must Stop it and remove Dir.
+func Launch(opts Options) (*Server, error) {
+	bin := dovecotBinary()
+	if bin == "" {
+		return nil, errors.New("dovecottest: dovecot is not installed (run scripts/install-test-deps.sh as root)")
+	}
+	if err := checkUsers(opts.Users); err != nil {
+		return nil, fmt.Errorf("dovecottest: %w", err)
+	}
+	s := &Server{ServerName: serverName}
+	dir, err := makeDir()
+	if err != nil {
+		return nil, fmt.Errorf("dovecottest: %w", err)
+	}
+	s.Dir = dir
+	if err := s.start(bin, opts); err != nil {
+		log := s.Log()
+		s.Stop()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("dovecottest: %w\n%s", err, log)
+	}
+	return s, nil
+}
+
 // Stop shuts the instance down gracefully: every process of the instance
 // except the log process gets SIGTERM, so the listeners close, logged-in
 // clients get "* BYE Server shutting down." and login processes close
