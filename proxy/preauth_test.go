@@ -123,7 +123,7 @@ func TestPreauthTranscripts(t *testing.T) {
 		{"authenticate unsupported mechanism", "imaps", []step{expect("* OK"), send("a AUTHENTICATE CRAM-MD5\r\n"), expect("a NO")}},
 		{"authenticate no mechanism", "imaps", []step{expect("* OK"), send("a AUTHENTICATE\r\n"), expect("a BAD")}},
 
-		{"line too long", "imaps", []step{expect("* OK"), send("a NOOP " + strings.Repeat("x", 17<<10) + "\r\n"), expect("* BAD"),
+		{"line too long", "imaps", []step{expect("* OK"), send("a NOOP " + strings.Repeat("x", 17<<10) + "\r\n"), expect("a BAD Line too long"),
 			send("n NOOP\r\n"), expect("n OK")}},
 		{"sync literal too big", "imaps", []step{expect("* OK"), send("a LOGIN {9000}\r\n"), expect("a BAD [TOOBIG]"), send("n NOOP\r\n"), expect("n OK")}},
 		{"non-sync literal over 4096", "imaps", []step{expect("* OK"), send("a LOGIN {5000+}\r\n"), expect("a BAD [TOOBIG]"), expect("* BYE"), closed}},

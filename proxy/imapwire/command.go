@@ -116,7 +116,7 @@ func (r *Reader) readLine(limit int) (line []byte, size int, err error) {
 		size += len(frag)
 		if len(r.buf)+len(frag) > limit+2 {
 			r.tail.reset()
-			r.tail.add(r.buf[max(0, len(r.buf)-tailCap):])
+			r.tail.add(r.buf) // keeps only the head (for the tag) and the tail
 			r.tail.add(frag)
 			// Skip the rest of the over-long line without storing it.
 			for errors.Is(err, bufio.ErrBufferFull) {
@@ -176,7 +176,11 @@ func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
 	line, size, err := r.readLine(r.Lim.MaxLine)
 	cmd.Size = size
 	if err == errLineTooLong {
-		return nil, r.fail(nil, &ProtocolError{Msg: "Line too long"})
+		pe := &ProtocolError{Msg: "Line too long"}
+		if tag, _ := FirstWord(r.tail.Head()); ValidTag(tag) && len(tag) <= 64 && len(tag) < r.tail.headLen {
+			pe.Tag = string(tag)
+		}
+		return nil, r.fail(nil, pe)
 	}
 	if err != nil {
 		return nil, err

@@ -321,12 +321,12 @@ var readCases = []readCase{
 	{
 		name: "line one octet too long",
 		in:   "a LOGIN " + strings.Repeat("u", 57) + "\r\nb NOOP\r\n",
-		want: []string{"BAD[]  Line too long", "b NOOP #8", "EOF"},
+		want: []string{"BAD[a]  Line too long", "b NOOP #8", "EOF"},
 	},
 	{
 		name: "over-long line",
 		in:   "a LOGIN " + strings.Repeat("u", 1000) + " pass\r\nb NOOP\r\nc NOOP\r\n",
-		want: []string{"BAD[]  Line too long", "b NOOP #8", "c NOOP #8", "EOF"},
+		want: []string{"BAD[a]  Line too long", "b NOOP #8", "c NOOP #8", "EOF"},
 	},
 	{
 		name: "several over-long lines in a row",
@@ -782,7 +782,7 @@ func TestReadCommandOverlongBounded(t *testing.T) {
 	br := bufio.NewReaderSize(strings.NewReader(in), 4096)
 	r := &Reader{R: br, Lim: DefaultLimits}
 	_, err := r.ReadCommand(nil)
-	if got := renderErr(err); got != "BAD[]  Line too long" {
+	if got := renderErr(err); got != "BAD[a]  Line too long" {
 		t.Fatalf("got %s", got)
 	}
 	if cap(r.buf) > 2*(DefaultLimits.MaxLine+2)+4096 {

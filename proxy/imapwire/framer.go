@@ -330,7 +330,9 @@ func (f *ClientFramer) Next(p []byte) (n int, ev ClientEvent) {
 			}
 			if f.capture != nil {
 				room := maxMailboxLen - len(*f.capture)
+				f.T.mu.Lock() // the server side may complete the command meanwhile
 				*f.capture = append(*f.capture, p[n:n+int(min(k, int64(max(room, 0))))]...)
+				f.T.mu.Unlock()
 			}
 			f.remaining -= k
 			f.bytesIn += k
@@ -572,9 +574,13 @@ func (f *ClientFramer) keepArg(v []byte) {
 	}
 	switch f.argIdx {
 	case c.mboxArg:
+		f.T.mu.Lock()
 		c.mailbox = append(c.mailbox[:0], v...)
+		f.T.mu.Unlock()
 	case c.mboxToArg:
+		f.T.mu.Lock()
 		c.mailboxTo = append(c.mailboxTo[:0], v...)
+		f.T.mu.Unlock()
 	}
 	f.argIdx++
 }

@@ -360,9 +360,9 @@ func TestServerFramerContinuation(t *testing.T) {
 		{"tag inside a FETCH literal", "a", "* 1 FETCH (BODY[] {11}\r\na NO x\r\n+ x)\r\n", 0},
 		{"data then continuation", "a", "* 1 EXPUNGE\r\n+ go\r\n", 1},
 		{"other completion then continuation", "a", "b OK\r\n+ go\r\n", 1},
-		// The completion wins over an earlier "+": the command is over
-		// (an IDLE the server ended on its own gets no DONE).
-		{"+ then NO", "a", "+ go\r\na NO x\r\n", -1},
+		// After "+" the client sends the literal anyway: a later
+		// completion does not take that back (IDLE aside).
+		{"+ then NO", "a", "+ go\r\na NO x\r\n", 1},
 		{"NO then +", "a", "a NO x\r\n+ go\r\n", -1},
 	}
 	for _, tt := range tests {

@@ -221,7 +221,9 @@ func (t *Tracker) complete(tag, status, code []byte) *Exchange {
 func (t *Tracker) finishLocked(c *Exchange) {
 	c.End = t.now()
 	c.completed = true
-	if t.awaiting == c {
+	// A completion before "+" means a synchronizing literal never comes.
+	// After "+" the client sends it anyway; only IDLE ends on completion.
+	if t.awaiting == c && (t.answer == 0 || c.Name == "IDLE") {
 		t.answer = -1
 	}
 	if c.mboxArg >= 0 {
