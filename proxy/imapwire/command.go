@@ -147,12 +147,12 @@ func (r *Reader) readLine(limit int) (line []byte, size int, err error) {
 }
 
 // looksLikeNonIMAP spots input that is clearly another protocol: an HTTP
-// request, or control characters.
+// request, or NUL (never valid outside a literal8, RFC 9051 §9 note 3).
+// Other control characters may appear in quoted strings; the tokenizer
+// refuses them in atoms.
 func looksLikeNonIMAP(line []byte) bool {
-	for _, c := range line {
-		if c == 0 || (c < 0x20 && c != '\t') {
-			return true
-		}
+	if bytes.IndexByte(line, 0) >= 0 {
+		return true
 	}
 	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0")) ||
 		bytes.HasSuffix(line, []byte(" HTTP/2.0"))

@@ -454,12 +454,12 @@ var readCases = []readCase{
 	{
 		name: "control character in the first line",
 		in:   "a LOGIN us\x01er pass\r\n",
-		want: []string{"BAD[]  This is an IMAP server BYE"},
+		want: []string{"BAD[a]  Invalid characters in atom", "EOF"},
 	},
 	{
 		name: "bare CR inside a line",
 		in:   "a NOOP\rb NOOP\r\n",
-		want: []string{"BAD[]  This is an IMAP server BYE"},
+		want: []string{"BAD[a]  Invalid command name", "EOF"},
 	},
 	// CTL and other bad characters.
 	{

@@ -121,12 +121,13 @@ func EqualFold(b []byte, w string) bool {
 	return true
 }
 
-// NeedsLiteral reports whether s cannot be sent as a quoted string: it
-// contains CR, LF or NUL, or (for IMAP4rev1 peers) 8-bit octets.
+// NeedsLiteral reports whether s is better not sent as a quoted string:
+// it contains control characters (CR, LF and NUL are never valid there) or,
+// for IMAP4rev1 peers, 8-bit octets.
 func NeedsLiteral(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c == '\r' || c == '\n' || c == 0 || c >= 0x80:
+		case (c < 0x20 && c != '\t') || c == 0x7f || c >= 0x80:
 			return true
 		}
 	}
