@@ -210,6 +210,7 @@ func (s *session) splice(bc *backendConn) {
 	}()
 	sp.copyClientToBackend(clientPending)
 	<-done
+	sp.client.Finish()
 	sp.tracker.Finish()
 	if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
 		m.inspectionLost.Inc()

@@ -174,9 +174,7 @@ func (f *ServerFramer) endResponse() {
 	}
 	done := f.done
 	f.respBytes, f.target, f.untagged, f.done = 0, nil, false, nil
-	if done != nil {
-		t.emit(done)
-	}
+	t.settle(done)
 }
 
 func (f *ServerFramer) classify(head []byte) {
@@ -322,8 +320,16 @@ func (f *ClientFramer) Next(p []byte) (n int, ev ClientEvent) {
 				continue
 			}
 			f.remaining = f.pendingN
+			f.addLiteral(f.pendingN)
 			f.state = csLiteral
 		case csLiteral:
+			if f.remaining == 0 {
+				// The command goes on after its literal, on a new line.
+				f.capture = nil
+				f.line.reset()
+				f.state = csLine
+				continue
+			}
 			k := int64(len(p) - n)
 			if k > f.remaining {
 				k = f.remaining
@@ -337,10 +343,6 @@ func (f *ClientFramer) Next(p []byte) (n int, ev ClientEvent) {
 			f.remaining -= k
 			f.bytesIn += k
 			n += int(k)
-			if f.remaining == 0 {
-				f.capture = nil
-				f.state = csLine
-			}
 		case csStart:
 			f.line.reset()
 			if f.idle {
@@ -376,6 +378,13 @@ func (f *ClientFramer) Next(p []byte) (n int, ev ClientEvent) {
 	return n, EvNone
 }
 
+// addLiteral counts a literal the client is about to send.
+func (f *ClientFramer) addLiteral(n int64) {
+	f.T.mu.Lock()
+	f.cur.LiteralBytes += n
+	f.T.mu.Unlock()
+}
+
 // flush adds the octets read so far to the current command.
 func (f *ClientFramer) flush() {
 	if f.cur == nil || f.bytesIn == 0 {
@@ -390,13 +399,21 @@ func (f *ClientFramer) flush() {
 // endCommand ends the client part of the current command.
 func (f *ClientFramer) endCommand() {
 	f.flush()
-	if f.cur != nil {
-		f.T.mu.Lock()
-		f.cur.clientDone = true
-		f.T.mu.Unlock()
+	if f.cur != nil && f.cur.Tag != "" {
+		f.T.clientDone(f.cur)
 	}
 	f.cur, f.capture, f.idle = nil, nil, false
 	f.state = csStart
+}
+
+// Finish ends the client side at the end of the session: octets read of an
+// unfinished command are added to it. Call it before Tracker.Finish.
+func (f *ClientFramer) Finish() {
+	if f.T.Lost() || f.cur == nil {
+		return
+	}
+	f.flush()
+	f.cur, f.capture = nil, nil
 }
 
 func (f *ClientFramer) endLine() ClientEvent {
@@ -434,19 +451,14 @@ func (f *ClientFramer) endLine() ClientEvent {
 		}
 	}
 	if lit {
-		f.T.mu.Lock()
-		f.cur.LiteralBytes += n
-		f.T.mu.Unlock()
 		if nonSync {
 			f.remaining = n
+			f.addLiteral(n)
 			f.state = csLiteral
 		} else {
 			f.pendingN = n
 			f.state = csSyncWait
 			f.T.await(f.cur)
-		}
-		if n == 0 && nonSync {
-			f.state = csLine
 		}
 		f.flush()
 	} else if f.cur.Name == "IDLE" && f.cur.Tag != "" {

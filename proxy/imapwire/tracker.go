@@ -33,8 +33,9 @@ type Exchange struct {
 
 	mboxArg, mboxToArg int8 // top-level argument holding a mailbox, or -1
 	mailbox, mailboxTo []byte
-	clientDone         bool
-	completed          bool
+	clientDone         bool // the client has sent all of it
+	completed          bool // the server has answered it
+	reported           bool // handed to OnComplete
 }
 
 // Duration is how long the command took, from its first line to its
@@ -64,14 +65,17 @@ const maxMailboxLen = 1024
 // for a continuation request (a synchronizing literal or IDLE), the
 // selected mailbox, and whether inspection had to give up.
 type Tracker struct {
-	// OnComplete is called once per command when it completes, outside
-	// the lock, in the goroutine of the framer that completed it.
+	// OnComplete is called once per command, outside the lock, when both
+	// the server has answered it and the client has sent all of it (a
+	// server may refuse a command before its literal is through), in the
+	// goroutine of the framer that saw the later of the two.
 	OnComplete func(*Exchange)
 	// Now returns the time; default time.Now.
 	Now func() time.Time
 
 	mu       sync.Mutex
 	pending  []*Exchange // in order of their first lines
+	answered []*Exchange // answered, the client still sending
 	awaiting *Exchange   // waits for "+" or its completion
 	answer   int8        // for awaiting: 0 none yet, 1 continuation, -1 completed
 	selected []byte
@@ -186,7 +190,8 @@ func (t *Tracker) oldest() *Exchange {
 }
 
 // complete matches a tagged completion to the oldest command in flight
-// with that tag. It returns nil when no command has that tag.
+// with that tag. It returns nil when no command has that tag. The caller
+// reports the command with settle once the response has been counted.
 func (t *Tracker) complete(tag, status, code []byte) *Exchange {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -217,6 +222,57 @@ func (t *Tracker) complete(tag, status, code []byte) *Exchange {
 	return nil
 }
 
+// settle reports c if both sides are done with it.
+func (t *Tracker) settle(c *Exchange) {
+	if c == nil {
+		return
+	}
+	t.mu.Lock()
+	ready := c.completed && c.clientDone && !c.reported
+	if ready {
+		t.readyLocked(c)
+	} else if c.completed && !c.reported {
+		t.answered = append(t.answered, c)
+	}
+	t.mu.Unlock()
+	if ready {
+		t.emit(c)
+	}
+}
+
+// clientDone records that the client has sent all of c and reports it if
+// the server has answered already.
+func (t *Tracker) clientDone(c *Exchange) {
+	t.mu.Lock()
+	c.clientDone = true
+	ready := c.completed && !c.reported
+	if ready {
+		for i, a := range t.answered {
+			if a == c {
+				t.answered = append(t.answered[:i], t.answered[i+1:]...)
+				break
+			}
+		}
+		t.readyLocked(c)
+	}
+	t.mu.Unlock()
+	if ready {
+		t.emit(c)
+	}
+}
+
+// readyLocked fills what is derived from the raw fields just before c is
+// reported.
+func (t *Tracker) readyLocked(c *Exchange) {
+	c.reported = true
+	if c.mboxArg >= 0 {
+		c.Mailbox = t.decode(c.mailbox)
+	}
+	if c.mboxToArg >= 0 {
+		c.MailboxTo = t.decode(c.mailboxTo)
+	}
+}
+
 // finishLocked fills the completion fields of c.
 func (t *Tracker) finishLocked(c *Exchange) {
 	c.End = t.now()
@@ -225,12 +281,6 @@ func (t *Tracker) finishLocked(c *Exchange) {
 	// After "+" the client sends it anyway; only IDLE ends on completion.
 	if t.awaiting == c && (t.answer == 0 || c.Name == "IDLE") {
 		t.answer = -1
-	}
-	if c.mboxArg >= 0 {
-		c.Mailbox = t.decode(c.mailbox)
-	}
-	if c.mboxToArg >= 0 {
-		c.MailboxTo = t.decode(c.mailboxTo)
 	}
 }
 
@@ -251,7 +301,7 @@ func (t *Tracker) CompleteLocal(c *Exchange, status, code string, bytesOut int) 
 	c.BytesOut += int64(bytesOut)
 	t.finishLocked(c)
 	t.mu.Unlock()
-	t.emit(c)
+	t.settle(c)
 }
 
 func (t *Tracker) emit(c *Exchange) {
@@ -281,18 +331,26 @@ func (t *Tracker) Finish() {
 		return // the commands in flight are not known for sure
 	}
 	t.mu.Lock()
-	rest := t.pending
-	t.pending = nil
+	rest := append(t.answered, t.pending...)
+	t.pending, t.answered = nil, nil
 	status := "none"
 	if t.sawBye {
 		status = "BYE"
 	}
+	var report []*Exchange
 	for _, c := range rest {
-		c.Status = status
-		t.finishLocked(c)
+		if c.reported {
+			continue
+		}
+		if !c.completed {
+			c.Status = status
+			t.finishLocked(c)
+		}
+		t.readyLocked(c)
+		report = append(report, c)
 	}
 	t.mu.Unlock()
-	for _, c := range rest {
+	for _, c := range report {
 		t.emit(c)
 	}
 }
