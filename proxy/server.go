@@ -235,20 +235,33 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 
 // serveConn runs one connection; it owns the connection and always closes
 // it.
+// After a successful login the session goroutine hands the connection to
+// the two copier goroutines and exits (an idle session then holds two small
+// fresh stacks, not the deep one the TLS handshake grew); the last copier
+// to finish calls endSession.
 func (s *Server) serveConn(sess *session) {
-	defer s.wg.Done()
+	detached := false
 	defer func() {
 		if r := recover(); r != nil {
 			panicsTotal.Add(1)
 			s.log.Error("panic in session", zap.String("session", sess.id), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 			sess.setReason(reasonError)
+			detached = false
 		}
-		sess.close()
-		s.mu.Lock()
-		delete(s.conns, sess)
-		s.mu.Unlock()
+		if !detached {
+			s.endSession(sess)
+		}
 	}()
-	sess.serve()
+	detached = sess.serve()
+}
+
+// endSession closes the session's connections, logs its end and forgets it.
+func (s *Server) endSession(sess *session) {
+	defer s.wg.Done()
+	sess.close()
+	s.mu.Lock()
+	delete(s.conns, sess)
+	s.mu.Unlock()
 }
 
 func (s *Server) tlsConfig() *tls.Config { return s.opts.Certs.ServerConfig() }

@@ -173,9 +173,10 @@ func (s *session) setupIO() {
 	s.rd = imapwire.Reader{R: s.br, Lim: s.limits()}
 }
 
-// serve runs the pre-auth state machine and, after a successful login, the
-// splice.
-func (s *session) serve() {
+// serve runs the pre-auth state machine and, after a successful login,
+// starts the splice. It reports whether the splice's goroutines now own the
+// session (they end it); otherwise the caller does.
+func (s *session) serve() (detached bool) {
 	pol := s.srv.opts.Policy
 	timeout := pol.Preauth.Timeout
 	if timeout <= 0 {
@@ -217,7 +218,7 @@ func (s *session) serve() {
 		}
 		if loggedIn != nil {
 			s.splice(loggedIn)
-			return
+			return true
 		}
 		if done {
 			return

@@ -176,8 +176,6 @@ func (s *session) splice(bc *backendConn) {
 	}
 	s.sp.Store(sp)
 	m := s.srv.metrics
-	m.sessionsActive.WithLabelValues(s.backend).Inc()
-	defer m.sessionsActive.WithLabelValues(s.backend).Dec()
 
 	// Bytes the backend sent after its login answer, and bytes the client
 	// pipelined after its LOGIN, are forwarded first, in order.
@@ -195,26 +193,37 @@ func (s *session) splice(bc *backendConn) {
 	s.br, s.bw, bc.br = nil, nil, nil
 	s.rd = imapwire.Reader{}
 
-	done := make(chan struct{})
+	var running atomic.Int32
+	running.Store(2)
+	// end runs in each copier as it finishes; the last one ends the
+	// session.
+	end := func(name string) {
+		if r := recover(); r != nil {
+			panicsTotal.Add(1)
+			s.srv.log.Error("panic in "+name, zap.String("session", s.id), zap.Any("panic", r))
+			s.setReason(reasonError)
+			s.abort()
+		}
+		if running.Add(-1) != 0 {
+			return
+		}
+		sp.client.Finish()
+		sp.tracker.Finish()
+		if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
+			m.inspectionLost.Inc()
+		}
+		m.sessionsActive.WithLabelValues(s.backend).Dec()
+		s.srv.endSession(s)
+	}
+	m.sessionsActive.WithLabelValues(s.backend).Inc()
 	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				panicsTotal.Add(1)
-				s.srv.log.Error("panic in backend copier", zap.String("session", s.id), zap.Any("panic", r))
-				s.setReason(reasonError)
-				s.abort()
-			}
-		}()
+		defer end("backend copier")
 		sp.copyBackendToClient(backPending)
 	}()
-	sp.copyClientToBackend(clientPending)
-	<-done
-	sp.client.Finish()
-	sp.tracker.Finish()
-	if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
-		m.inspectionLost.Inc()
-	}
+	go func() {
+		defer end("client copier")
+		sp.copyClientToBackend(clientPending)
+	}()
 }
 
 // copyBackendToClient forwards server bytes to the client until the
