@@ -259,6 +259,7 @@ func (s *Server) serveConn(sess *session) {
 func (s *Server) endSession(sess *session) {
 	defer s.wg.Done()
 	sess.close()
+	sess.releaseIO()
 	s.mu.Lock()
 	delete(s.conns, sess)
 	s.mu.Unlock()

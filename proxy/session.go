@@ -167,10 +167,35 @@ func (s *session) limits() imapwire.Limits {
 	return lim
 }
 
+// Pre-auth buffers are pooled: a session holds them only until login.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+)
+
 func (s *session) setupIO() {
-	s.br = bufio.NewReaderSize(s.conn, 4096)
-	s.bw = bufio.NewWriterSize(s.conn, 4096)
+	s.releaseIO()
+	s.br = readerPool.Get().(*bufio.Reader)
+	s.br.Reset(s.conn)
+	s.bw = writerPool.Get().(*bufio.Writer)
+	s.bw.Reset(s.conn)
 	s.rd = imapwire.Reader{R: s.br, Lim: s.limits()}
+}
+
+// releaseIO gives the pre-auth buffers back. Buffered input must have
+// been consumed or copied before.
+func (s *session) releaseIO() {
+	if s.br != nil {
+		s.br.Reset(nil)
+		readerPool.Put(s.br)
+		s.br = nil
+	}
+	if s.bw != nil {
+		s.bw.Reset(nil)
+		writerPool.Put(s.bw)
+		s.bw = nil
+	}
+	s.rd = imapwire.Reader{}
 }
 
 // serve runs the pre-auth state machine and, after a successful login,

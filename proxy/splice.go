@@ -190,8 +190,8 @@ func (s *session) splice(bc *backendConn) {
 	}
 	// The pre-auth buffers are not needed any more: an idle session holds
 	// as little memory as possible.
-	s.br, s.bw, bc.br = nil, nil, nil
-	s.rd = imapwire.Reader{}
+	s.releaseIO()
+	bc.br = nil
 
 	var running atomic.Int32
 	running.Store(2)
