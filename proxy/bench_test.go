@@ -113,3 +113,111 @@ func BenchmarkLargeFetch(b *testing.B) {
 		})
 	}
 }
+
+// noopBackend answers every command with a tagged OK at once.
+func noopBackend(b *testing.B) *fakeBackend {
+	return startFakeBackend(b, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(string(l), " ")
+			c.Write([]byte(tag + " OK NOOP completed.\r\n"))
+		}
+	})
+}
+
+// BenchmarkNoopRoundTrip measures one NOOP round trip on a logged-in
+// session: directly, through imapedge with inspection (and audit events)
+// on, and with inspection off.
+func BenchmarkNoopRoundTrip(b *testing.B) {
+	fb := noopBackend(b)
+	for _, mode := range []string{"direct", "inspect-on", "inspect-off"} {
+		b.Run(mode, func(b *testing.B) {
+			var c net.Conn
+			var err error
+			if mode == "direct" {
+				c, err = net.Dial("tcp", fb.ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				br := bufio.NewReader(c)
+				br.ReadString('\n')
+				io.WriteString(c, "L AUTHENTICATE PLAIN "+b64("\x00u\x00pw")+"\r\n")
+				br.ReadString('\n')
+			} else {
+				p := startProxy(b, fakeBackends(fb), func(o *Options) {
+					o.DisableInspection = mode == "inspect-off"
+					o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
+					o.Audit = benchAudit()
+				})
+				c, err = net.Dial("tcp", p.srv.Addr("plain").String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				br := bufio.NewReader(c)
+				br.ReadString('\n')
+				io.WriteString(c, "a LOGIN u pw\r\n")
+				br.ReadString('\n')
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			cmd := []byte("n NOOP\r\n")
+			b.ResetTimer()
+			for b.Loop() {
+				c.Write(cmd)
+				if _, err := br.ReadSlice('\n'); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLogin measures whole plaintext sessions through imapedge:
+// connect, greeting, LOGIN (the proxy logs in to the backend), NOOP,
+// LOGOUT.
+func BenchmarkLogin(b *testing.B) {
+	fb := startFakeBackend(b, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(string(l), " ")
+			if strings.Contains(string(l), "LOGOUT") {
+				c.Write([]byte("* BYE bye\r\n" + tag + " OK bye\r\n"))
+				return
+			}
+			c.Write([]byte(tag + " OK done\r\n"))
+		}
+	})
+	p := startProxy(b, fakeBackends(fb), func(o *Options) {
+		o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
+		o.Audit = benchAudit()
+		o.Log = benchAudit()
+	})
+	addr := p.srv.Addr("plain").String()
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		br.ReadSlice('\n')
+		io.WriteString(c, "a LOGIN u pw\r\n")
+		if l, _ := br.ReadSlice('\n'); !strings.HasPrefix(string(l), "a OK") {
+			b.Fatalf("%q", l)
+		}
+		io.WriteString(c, "b NOOP\r\nc LOGOUT\r\n")
+		for {
+			l, err := br.ReadSlice('\n')
+			if err != nil || strings.HasPrefix(string(l), "c ") {
+				break
+			}
+		}
+		c.Close()
+	}
+}

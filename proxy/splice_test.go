@@ -36,7 +36,10 @@ func startFakeBackend(t testing.TB, greeting string, script func(c net.Conn, br 
 			if err != nil {
 				return
 			}
-			fb.accepted <- struct{}{}
+			select {
+			case fb.accepted <- struct{}{}:
+			default:
+			}
 			go fb.serve(c)
 		}
 	}()
