@@ -47,17 +47,13 @@ func dialBackend(ctx context.Context, b *routing.Backend) (*backendConn, error) 
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
 	}
-	d := net.Dialer{Timeout: connectTimeout}
+	d := net.Dialer{Timeout: connectTimeout, KeepAliveConfig: keepAlive}
 	c, err := d.DialContext(ctx, "tcp", b.Address)
 	if err != nil {
 		return nil, &connectError{err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetKeepAlivePeriod(5 * time.Minute)
-		tc.SetKeepAlive(true)
 	}
 	bc := &backendConn{b: b, conn: c}
 	if err := bc.open(ctx); err != nil {

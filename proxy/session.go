@@ -209,10 +209,6 @@ func (s *session) serve() (detached bool) {
 	}
 	deadline := s.start.Add(timeout)
 	s.raw.SetDeadline(deadline)
-	if tc, ok := s.raw.(*net.TCPConn); ok {
-		tc.SetKeepAlivePeriod(5 * time.Minute)
-		tc.SetKeepAlive(true)
-	}
 	if s.ln.TLS == ListenerImplicit {
 		if !s.handshake() {
 			return
