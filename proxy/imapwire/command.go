@@ -98,9 +98,10 @@ type Reader struct {
 	R   *bufio.Reader
 	Lim Limits
 	buf []byte
-	// tail keeps the last octets of a line that was too long to keep, so
-	// that a literal header at its end is still seen.
-	tail lineBuf
+	// tail keeps the first and last octets of a line that was too long to
+	// keep, so that its tag and a literal header at its end are still
+	// seen. Allocated on the first over-long line only.
+	tail *lineBuf
 }
 
 var errLineTooLong = errors.New("line too long")
@@ -115,6 +116,9 @@ func (r *Reader) readLine(limit int) (line []byte, size int, err error) {
 		frag, err := r.R.ReadSlice('\n')
 		size += len(frag)
 		if len(r.buf)+len(frag) > limit+2 {
+			if r.tail == nil {
+				r.tail = new(lineBuf)
+			}
 			r.tail.reset()
 			r.tail.add(r.buf) // keeps only the head (for the tag) and the tail
 			r.tail.add(frag)

@@ -8,6 +8,10 @@ import (
 // a command name and its mailbox arguments, never a literal body.
 const headCap = 1024
 
+// serverHeadCap is the server framer's smaller head: a response's tag,
+// status and response code fit in it.
+const serverHeadCap = 256
+
 // tailCap is how much of a line's end a framer keeps to spot a literal
 // header: "~{" + 19 digits + "+}" + CRLF.
 const tailCap = 26
@@ -17,9 +21,11 @@ const tailCap = 26
 const maxSaneLiteral = 1 << 40
 
 // lineBuf keeps the head and the tail of one line without ever holding the
-// whole of it.
+// whole of it. The head's room (headCap unless max says less) is allocated
+// on first use.
 type lineBuf struct {
-	head    [headCap]byte
+	head    []byte
+	max     int // head size; 0 means headCap
 	headLen int
 	tail    [tailCap]byte
 	tailLen int
@@ -30,7 +36,13 @@ func (b *lineBuf) reset() { b.headLen, b.tailLen, b.total = 0, 0, 0 }
 
 func (b *lineBuf) add(p []byte) {
 	b.total += int64(len(p))
-	if b.headLen < headCap {
+	if b.head == nil {
+		if b.max == 0 {
+			b.max = headCap
+		}
+		b.head = make([]byte, b.max)
+	}
+	if b.headLen < len(b.head) {
 		b.headLen += copy(b.head[b.headLen:], p)
 	}
 	if len(p) >= tailCap {
@@ -98,6 +110,9 @@ func (f *ServerFramer) SawBye() bool { return f.sawBye }
 func (f *ServerFramer) Feed(p []byte) {
 	if f.T.Lost() {
 		return
+	}
+	if f.line.max == 0 {
+		f.line.max = serverHeadCap
 	}
 	defer func() {
 		if r := recover(); r != nil {
