@@ -22,18 +22,28 @@ import (
 	"github.com/imapedge/imapedge/tlsconf"
 )
 
+// loadConfig reads and validates the config file, including that every
+// file it names can be read.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if ps := cfg.CheckFiles(); len(ps) > 0 {
+		return nil, &config.Errors{File: path, Problems: ps}
+	}
+	return cfg, nil
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
 	path := fs.String("config", "proxy.yaml", "config `file` to check")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
-	}
-	if ps := cfg.CheckFiles(); len(ps) > 0 {
-		return &config.Errors{Problems: ps}
 	}
 	// Certificates and backend TLS settings must load, too.
 	if _, err := buildTLS(cfg); err != nil {
@@ -55,12 +65,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
-	}
-	if ps := cfg.CheckFiles(); len(ps) > 0 {
-		return &config.Errors{Problems: ps}
 	}
 	log, closeLog, err := buildLogger(cfg.Log, stdout, stderr)
 	if err != nil {
@@ -223,7 +230,7 @@ func buildRoutes(cfg *config.Config) []routing.Route {
 
 func buildPolicy(cfg *config.Config) *policy.Policy {
 	p := policy.Default()
-	p.PlaintextAuthNetworks = policy.Networks(cfg.Policy.PlaintextAuthNetworks)
+	p.PlaintextAuthNetworks = cfg.Policy.PlaintextAuthNetworks
 	p.Preauth = policy.Preauth{
 		Timeout:        cfg.Policy.Preauth.Timeout,
 		MaxLine:        int(cfg.Policy.Preauth.MaxLine),

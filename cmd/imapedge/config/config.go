@@ -54,8 +54,9 @@ package config
 
 import (
 	"crypto/tls"
-	"net/netip"
 	"time"
+
+	"github.com/imapedge/imapedge/policy"
 )
 
 // TLSMode says how a listener or a backend leg uses TLS.
@@ -97,21 +98,9 @@ const (
 	LookupJSON     LookupProtocol = "json"      // imapedge's JSON protocol (DESIGN.md §4)
 )
 
-// Networks is a list of IP prefixes. A bare address in the file becomes a
-// single-address prefix (/32 or /128).
-type Networks []netip.Prefix
-
-// Contains reports whether ip lies in one of the prefixes. An IPv4-mapped
-// IPv6 address is treated as the IPv4 address.
-func (n Networks) Contains(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range n {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+// Networks is a list of IP prefixes, the type package policy enforces. A
+// bare address in the file becomes a single-address prefix (/32 or /128).
+type Networks = policy.Networks
 
 // Config is a decoded and validated proxy.yaml. Field tags drive decoding:
 // yaml is the key, default its default (in file syntax), oneof the allowed
