@@ -3,7 +3,8 @@
 #
 # Installs what the tests need (Dovecot from Debian's packages, python3,
 # curl), checks formatting and vet, runs every test with the race detector,
-# then runs each fuzz target for a short while (FUZZTIME, default 10s).
+# runs each fuzz target for a short while (FUZZTIME, default 10s), then the
+# benchmark suite's smoke mode (installs HAProxy and nginx's mail module).
 #
 # Environment:
 #   FUZZTIME=10s   time per fuzz target; FUZZTIME=0 skips fuzzing
@@ -40,4 +41,7 @@ if [[ "$fuzztime" != "0" ]]; then
 		done
 	done
 fi
+echo "== benchmark smoke (scripts/bench.sh --quick: every target must work; speed is not checked)"
+scripts/bench.sh --quick
+
 echo "== all tests passed"

@@ -158,7 +158,8 @@ func (c *child) stop() {
 }
 
 // childEnv is the environment for the proxies: ours without GOMAXPROCS, so
-// that imapedge uses its default.
+// that imapedge uses its default, unless BENCH_PROXY_GOMAXPROCS sets one
+// for the proxies alone (for experiments).
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -166,6 +167,9 @@ func childEnv() []string {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if v := os.Getenv("BENCH_PROXY_GOMAXPROCS"); v != "" {
+		env = append(env, "GOMAXPROCS="+v)
 	}
 	return env
 }

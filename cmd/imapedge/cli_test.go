@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,6 +153,8 @@ func binary(t *testing.T) string {
 	return out
 }
 
+var adminRE = regexp.MustCompile(`"msg":"admin listening","address":"([0-9.:]+)"`)
+
 var listenRE = regexp.MustCompile(`"msg":"listening","listener":"(\w+)","address":"([0-9.:]+)"`)
 
 // TestServeBinary runs the real binary: it starts, serves a login through
@@ -168,6 +172,8 @@ backends:
   - {name: dovecot, address: %q}
 log:
   output: stdout
+admin:
+  address: "127.0.0.1:0"
 `, cert, key, d.Addr))
 	cmd := exec.Command(binary(t), "serve", "--config", cfg)
 	stdout, err := cmd.StdoutPipe()
@@ -209,6 +215,10 @@ log:
 	if m == nil {
 		t.Fatal("no listening address")
 	}
+	am := adminRE.FindStringSubmatch(waitFor(`"msg":"admin listening"`))
+	if am == nil {
+		t.Fatal("no admin address")
+	}
 	c, err := imapclient.DialTLS(m[2], &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +237,17 @@ log:
 	}
 	c.Logout().Wait()
 	waitFor(`"reason":"logout"`)
+	// The admin listener serves the metrics of that session, no token.
+	resp, err := http.Get("http://" + am[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `imapedge_logins_total{result="ok"} 1`) ||
+		!strings.Contains(string(body), `imapedge_commands_total{command="SELECT",status="OK"} 1`) {
+		t.Fatalf("/metrics: %s\n%s", resp.Status, body)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
