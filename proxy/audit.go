@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,7 +25,13 @@ func (s *session) onCommand(ex *imapwire.Exchange) {
 	if a == nil {
 		return
 	}
-	a.Info("command",
+	ce := a.Check(zap.InfoLevel, "command")
+	if ce == nil {
+		return
+	}
+	fp := fieldPool.Get().(*[]zap.Field)
+	defer func() { clear(*fp); fieldPool.Put(fp) }()
+	*fp = append((*fp)[:0],
 		zap.String("event", "command"),
 		zap.String("session", s.id),
 		zap.String("user", s.user),
@@ -44,7 +51,12 @@ func (s *session) onCommand(ex *imapwire.Exchange) {
 		zap.Int("untagged", ex.Untagged),
 		zap.Bool("local", ex.Local),
 	)
+	ce.Write(*fp...)
 }
+
+// fieldPool recycles the field slices of command events: one event per
+// command should not cost an allocation of its own.
+var fieldPool = sync.Pool{New: func() any { f := make([]zap.Field, 0, 20); return &f }}
 
 // sessionFields are the fields of the session_start and session_end
 // events and log lines.
