@@ -63,6 +63,9 @@ backends:
 policy:
   idle_timeout: 5m
 `)
+	if code, _, e := runCLI("serve", "-config", f); code != 1 || !strings.Contains(e, "wieght") || !strings.Contains(e, "implict") {
+		t.Fatalf("serve must refuse to start and list every problem: exit %d, stderr %q", code, e)
+	}
 	for _, flagName := range []string{"-config", "--config"} {
 		code, _, e := runCLI("check", flagName, f)
 		if code != 1 {
