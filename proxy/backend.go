@@ -319,8 +319,8 @@ func (bc *backendConn) authPlain(cred credentials) error {
 	return err
 }
 
-// waitContinuation reads until a "+" line. A tagged answer instead is left
-// for readTagged by returning errTaggedEarly.
+// waitContinuation reads until a "+" line; a tagged answer instead (the
+// backend refused the command) is an error.
 func (bc *backendConn) waitContinuation(tag string) error {
 	for {
 		line, err := bc.readLine()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,21 +11,21 @@ import (
 // metrics are one Server's Prometheus metrics (DESIGN.md §5). Every label
 // value comes from a bounded set.
 type metrics struct {
-	reg              *prometheus.Registry
-	connections      *prometheus.CounterVec
-	sessionsActive   *prometheus.GaugeVec
-	logins           *prometheus.CounterVec
-	commands         *prometheus.CounterVec
-	commandDuration  *prometheus.HistogramVec
-	idleDuration     prometheus.Histogram
-	bytes            *prometheus.CounterVec
-	backendUp        *prometheus.GaugeVec
-	backendDial      *prometheus.HistogramVec
-	authThrottled    prometheus.Counter
-	lookupDuration   prometheus.Histogram
-	inspectionLost   prometheus.Counter
-	panics           prometheus.CounterFunc
-	bytesIn, bytesOu prometheus.Counter
+	reg               *prometheus.Registry
+	connections       *prometheus.CounterVec
+	sessionsActive    *prometheus.GaugeVec
+	logins            *prometheus.CounterVec
+	commands          *prometheus.CounterVec
+	commandDuration   *prometheus.HistogramVec
+	idleDuration      prometheus.Histogram
+	bytes             *prometheus.CounterVec
+	backendUp         *prometheus.GaugeVec
+	backendDial       *prometheus.HistogramVec
+	authThrottled     prometheus.Counter
+	lookupDuration    prometheus.Histogram
+	inspectionLost    prometheus.Counter
+	panics            prometheus.CounterFunc
+	bytesIn, bytesOut prometheus.Counter
 }
 
 // knownCommands are the values of the command label; anything else is
@@ -74,7 +73,7 @@ func newMetrics() *metrics {
 	m.idleDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imapedge_idle_duration_seconds", Help: "IDLE commands, IDLE to its tagged completion.",
 		Buckets: []float64{1, 10, 60, 300, 600, 1200, 1800, 3600}})
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imapedge_bytes_total", Help: "Bytes forwarded after login, by direction (in: client to backend, out: backend to client)."}, []string{"direction"})
-	m.bytesIn, m.bytesOu = m.bytes.WithLabelValues("in"), m.bytes.WithLabelValues("out")
+	m.bytesIn, m.bytesOut = m.bytes.WithLabelValues("in"), m.bytes.WithLabelValues("out")
 	m.backendUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imapedge_backend_up", Help: "1 when the backend is considered up (health checks come later: configured backends are 1)."}, []string{"backend"})
 	m.backendDial = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "imapedge_backend_dial_seconds", Help: "Backend connection set-up: dial, greeting and TLS.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"backend"})
@@ -109,5 +108,3 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	return mux
 }
-
-var _ atomic.Bool

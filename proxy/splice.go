@@ -154,6 +154,7 @@ type splice struct {
 
 	compressOffered bool // COMPRESS=DEFLATE was advertised after login
 	compressed      bool // the client leg is compressed (client goroutine)
+	startInflate    bool // COMPRESS was just answered: the bytes after it are DEFLATE
 	src             io.Reader
 
 	hold    []byte // start of a command line not yet forwarded
@@ -232,7 +233,7 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 	s := sp.s
 	var rb readBuf
 	defer rb.release()
-	out := s.srv.metrics.bytesOu
+	out := s.srv.metrics.bytesOut
 	if len(pending) > 0 {
 		if err := sp.cw.forward(pending); err != nil {
 			sp.endClientGone(err)
@@ -398,7 +399,7 @@ func (sp *splice) forwardClient(data []byte) error {
 			if sp.holding && sp.answerLocally(verb) {
 				sp.hold = sp.hold[:0]
 				start = i
-				if sp.compressed && !sp.cwCompressedReader() {
+				if sp.startInflate {
 					rest = data[i:]
 					i = len(data)
 					start = i
@@ -439,16 +440,13 @@ func (sp *splice) forwardClient(data []byte) error {
 	} else if len(bufs) > 1 {
 		_, err = bufs.WriteTo(sp.back)
 	}
-	if err == nil && sp.compressed && sp.src == io.Reader(s.conn) {
+	if err == nil && sp.startInflate {
+		sp.startInflate = false
 		// From here on the client sends DEFLATE data (RFC 4978 §3).
 		sp.src = flate.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), s.conn))
 	}
 	return err
 }
-
-// cwCompressedReader reports whether the client reader is decompressing
-// already (a second COMPRESS inside compressed data).
-func (sp *splice) cwCompressedReader() bool { return sp.src != io.Reader(sp.s.conn) }
 
 // answerLocally answers the commands imapedge must not forward after
 // login. It reports whether the command line is to be dropped.
@@ -478,7 +476,7 @@ func (sp *splice) answerLocally(verb []byte) bool {
 		case !bytes.HasSuffix(bytes.ToUpper(mech), []byte(" DEFLATE")):
 			reply("BAD", "", "Unknown compression mechanism.", nil)
 		default:
-			sp.compressed = true
+			sp.compressed, sp.startInflate = true, true
 			// The answer goes out uncompressed; everything after it is
 			// compressed (RFC 4978 §3).
 			reply("OK", "", "DEFLATE active", func() {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imapedge/imapedge/proxy/dovecottest"
 )
 
 // Fronts: every target is measured through its plaintext and its
@@ -174,20 +176,6 @@ func childEnv() []string {
 	return env
 }
 
-// freePorts returns n ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // waitReady polls both fronts of t until each greets (TLS front: after the
@@ -222,7 +210,7 @@ func waitReady(t *target, tlsConf *tls.Config, timeout time.Duration) error {
 func startWithPorts(name string, start func(ports []int) (*target, bool, error)) (*target, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := dovecottest.FreePorts(2)
 		if err != nil {
 			return nil, err
 		}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"go.uber.org/zap"
 
 	"github.com/imapedge/imapedge/cmd/imapedge/config"
 	"github.com/imapedge/imapedge/proxy/dovecottest"
@@ -522,5 +521,3 @@ func (env *e2eEnv) waitLog(t *testing.T, s string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var _ = zap.NewNop

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -333,5 +332,3 @@ func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), 
 	log := zap.New(zapcore.NewCore(enc, buf, level), zap.ErrorOutput(zapcore.AddSync(stderr)))
 	return log, func() { log.Sync(); buf.Stop(); closeFn() }, nil
 }
-
-var _ = errors.New

@@ -570,12 +570,12 @@ func writePasswd(path string, users []User, id identity) error {
 	return nil
 }
 
-// pickPorts is freePorts; tests replace it to provoke bind failures.
-var pickPorts = freePorts
+// pickPorts is FreePorts; tests replace it to provoke bind failures.
+var pickPorts = FreePorts
 
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment
+// FreePorts returns n distinct ports that were free on 127.0.0.1 a moment
 // ago. Dovecot cannot listen on port 0, so this is racy; start retries.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
