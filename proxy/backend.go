@@ -25,7 +25,8 @@ import (
 // from dial to the end of login.
 type backendConn struct {
 	b    *routing.Backend
-	conn net.Conn
+	conn net.Conn // raw, or the TLS connection over it
+	raw  net.Conn // the TCP connection
 	br   *bufio.Reader
 	caps []string // capabilities currently advertised
 	tls  bool
@@ -55,7 +56,8 @@ func dialBackend(ctx context.Context, b *routing.Backend) (*backendConn, error) 
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	bc := &backendConn{b: b, conn: c}
+	c = newParkConn(c)
+	bc := &backendConn{b: b, conn: c, raw: c}
 	if err := bc.open(ctx); err != nil {
 		c.Close()
 		return nil, &connectError{err}

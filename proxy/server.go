@@ -88,6 +88,9 @@ type Server struct {
 
 	metrics *metrics
 	ready   atomic.Bool
+	// poller watches the sockets of parked sessions; nil: sessions do
+	// not park.
+	poller *poller
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -147,6 +150,11 @@ func New(opts Options) (*Server, error) {
 // Start opens every listener and starts accepting. If one listener cannot
 // be opened, the ones already opened are closed again.
 func (s *Server) Start() error {
+	if p, err := newPoller(); err == nil {
+		s.poller = p
+	} else {
+		s.log.Warn("idle sessions will not park", zap.Error(err))
+	}
 	for _, l := range s.opts.Listeners {
 		ln, err := s.opts.Listen("tcp", l.Address)
 		if err != nil {
@@ -192,6 +200,10 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	if s.poller != nil {
+		s.poller.close()
+		s.poller = nil
+	}
 	return nil
 }
 
@@ -227,7 +239,7 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 		}
 		delay = 0
 		s.metrics.connections.WithLabelValues(l.Name).Inc()
-		sess := newSession(s, l, c)
+		sess := newSession(s, l, newParkConn(c))
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

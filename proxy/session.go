@@ -72,6 +72,7 @@ type session struct {
 	commands        atomic.Int64
 	back            net.Conn // backend connection once logged in
 	sp              atomic.Pointer[splice]
+	readDeadline    atomic.Int64 // client idle deadline (UnixNano) while logged in
 	compressOffered bool   // COMPRESS=DEFLATE advertised after login
 	pendingReason   string // reason used when the client leaves before login
 }
@@ -110,26 +111,37 @@ func (s *session) abort() {
 		s.back.SetDeadline(past)
 	}
 	s.mu.Unlock()
+	if sp := s.sp.Load(); sp != nil {
+		sp.wake()
+	}
 }
 
 // extendRead moves the client read deadline to now+d unless the session
 // is being stopped.
 func (s *session) extendRead(d time.Duration) {
-	s.conn.SetReadDeadline(time.Now().Add(d))
+	t := time.Now().Add(d)
+	s.readDeadline.Store(t.UnixNano())
+	s.conn.SetReadDeadline(t)
 	if s.stopping.Load() {
 		s.conn.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 
-// stopClient ends the client side: the client copier's blocked read
-// returns at once.
+// stopClient ends the client side: the client copier's blocked (or
+// parked) read returns at once.
 func (s *session) stopClient() {
 	s.stopping.Store(true)
 	s.conn.SetReadDeadline(time.Unix(1, 0))
+	if sp := s.sp.Load(); sp != nil {
+		sp.wake()
+	}
 }
 
 func (s *session) close() {
 	s.closeOnce.Do(func() {
+		if sp := s.sp.Load(); sp != nil {
+			sp.unregister()
+		}
 		s.conn.Close()
 		s.raw.Close()
 		s.mu.Lock()

@@ -160,6 +160,13 @@ type splice struct {
 	hold    []byte // start of a command line not yet forwarded
 	holding bool
 	bufs    net.Buffers
+
+	// Bytes read before the splice started, forwarded first.
+	backPending, clientPending []byte
+
+	running atomic.Int32 // copiers not ended (parked ones count)
+	parkMu  sync.Mutex
+	park    [2]parkState
 }
 
 func (s *session) splice(bc *backendConn) {
@@ -194,57 +201,80 @@ func (s *session) splice(bc *backendConn) {
 	s.releaseIO()
 	bc.br = nil
 
-	var running atomic.Int32
-	running.Store(2)
-	// end runs in each copier as it finishes; the last one ends the
-	// session.
-	end := func(name string) {
+	sp.backPending, sp.clientPending = backPending, clientPending
+	if pc, ok := s.raw.(*parkConn); ok {
+		sp.park[dirClient].pc = pc
+	}
+	if pc, ok := bc.raw.(*parkConn); ok {
+		sp.park[dirBackend].pc = pc
+	}
+	s.extendRead(sp.idleTimeout())
+	sp.running.Store(2)
+	m.sessionsActive.WithLabelValues(s.backend).Inc()
+	go sp.run(dirBackend)
+	go sp.run(dirClient)
+}
+
+// run is a copier goroutine: it forwards one direction until that
+// direction ends or parks (see park.go). The copier that ends last ends
+// the session.
+func (sp *splice) run(dir int) {
+	s := sp.s
+	parked := false
+	defer func() {
 		if r := recover(); r != nil {
 			panicsTotal.Add(1)
-			s.srv.log.Error("panic in "+name, zap.String("session", s.id), zap.Any("panic", r))
+			s.srv.log.Error("panic in copier", zap.String("session", s.id), zap.Int("direction", dir), zap.Any("panic", r))
 			s.setReason(reasonError)
 			s.abort()
+			parked = false
 		}
-		if running.Add(-1) != 0 {
+		if parked || sp.running.Add(-1) != 0 {
 			return
 		}
 		sp.client.Finish()
 		sp.tracker.Finish()
 		if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
-			m.inspectionLost.Inc()
+			s.srv.metrics.inspectionLost.Inc()
 		}
-		m.sessionsActive.WithLabelValues(s.backend).Dec()
+		s.srv.metrics.sessionsActive.WithLabelValues(s.backend).Dec()
 		s.srv.endSession(s)
+	}()
+	if dir == dirBackend {
+		parked = sp.copyBackendToClient()
+	} else {
+		parked = sp.copyClientToBackend()
 	}
-	m.sessionsActive.WithLabelValues(s.backend).Inc()
-	go func() {
-		defer end("backend copier")
-		sp.copyBackendToClient(backPending)
-	}()
-	go func() {
-		defer end("client copier")
-		sp.copyClientToBackend(clientPending)
-	}()
+}
+
+// read reads the next chunk of direction dir, letting the read give up
+// with errParked when the direction may park.
+func (sp *splice) read(dir int, r io.Reader, buf []byte) (int, error) {
+	if pc := sp.park[dir].pc; pc != nil {
+		pc.mayPark = sp.mayPark(dir)
+	}
+	return r.Read(buf)
 }
 
 // copyBackendToClient forwards server bytes to the client until the
-// backend closes or fails.
-func (sp *splice) copyBackendToClient(pending []byte) {
+// backend closes or fails (false) or the direction parks (true).
+func (sp *splice) copyBackendToClient() (parked bool) {
 	s := sp.s
 	var rb readBuf
 	defer rb.release()
 	out := s.srv.metrics.bytesOut
-	if len(pending) > 0 {
+	if pending := sp.backPending; len(pending) > 0 {
+		sp.backPending = nil
 		if err := sp.cw.forward(pending); err != nil {
 			sp.endClientGone(err)
-			return
+			return false
 		}
 		s.bytesOut.Add(int64(len(pending)))
 		out.Add(float64(len(pending)))
 	}
 	for {
 		buf := rb.next()
-		n, err := sp.back.Read(buf)
+		n, err := sp.read(dirBackend, sp.back, buf)
 		if n > 0 {
 			if sp.inIdle.Load() {
 				// Backend traffic during IDLE keeps the session alive.
@@ -252,15 +282,21 @@ func (sp *splice) copyBackendToClient(pending []byte) {
 			}
 			if werr := sp.cw.forward(buf[:n]); werr != nil {
 				sp.endClientGone(werr)
-				return
+				return false
 			}
 			s.bytesOut.Add(int64(n))
 			out.Add(float64(n))
 		}
 		rb.after(n)
+		if err == errParked {
+			if sp.tryPark(dirBackend) {
+				return true
+			}
+			continue
+		}
 		if err != nil {
 			sp.backendEnded(err)
-			return
+			return false
 		}
 	}
 }
@@ -278,8 +314,12 @@ func (sp *splice) backendEnded(err error) {
 	default:
 		s.setReason(reasonBackendLost)
 		if sp.cw.atBoundary() {
+			bye := "* BYE [UNAVAILABLE] Backend connection lost"
+			if s.reasonIs(reasonShutdown) {
+				bye = "* BYE [UNAVAILABLE] Server shutting down"
+			}
 			s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			sp.cw.inject("* BYE [UNAVAILABLE] Backend connection lost", nil)
+			sp.cw.inject(bye, nil)
 		}
 		// Otherwise the backend died inside a response: close at once,
 		// never write a BYE into a literal.
@@ -305,32 +345,41 @@ func (sp *splice) idleTimeout() time.Duration {
 }
 
 // copyClientToBackend forwards client bytes to the backend until the
-// client closes, goes idle for too long, or the backend side ends.
-func (sp *splice) copyClientToBackend(pending []byte) {
+// client closes, goes idle for too long, or the backend side ends (false),
+// or the direction parks (true). Every chunk from the client moves its
+// idle deadline.
+func (sp *splice) copyClientToBackend() (parked bool) {
 	s := sp.s
 	var rb readBuf
 	defer rb.release()
-	if len(pending) > 0 {
+	if pending := sp.clientPending; len(pending) > 0 {
+		sp.clientPending = nil
 		if err := sp.forwardClient(pending); err != nil {
 			sp.clientEnded(err, true)
-			return
+			return false
 		}
 	}
 	idle := sp.idleTimeout()
 	for {
-		s.extendRead(idle)
 		buf := rb.next()
-		n, err := sp.src.Read(buf)
+		n, err := sp.read(dirClient, sp.src, buf)
 		if n > 0 {
+			s.extendRead(idle)
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
 				sp.clientEnded(werr, true)
-				return
+				return false
 			}
 		}
 		rb.after(n)
+		if err == errParked {
+			if sp.tryPark(dirClient) {
+				return true
+			}
+			continue
+		}
 		if err != nil {
 			sp.clientEnded(err, false)
-			return
+			return false
 		}
 	}
 }
@@ -339,6 +388,9 @@ func (sp *splice) copyClientToBackend(pending []byte) {
 func (sp *splice) clientEnded(err error, backendWrite bool) {
 	s := sp.s
 	sp.clientDone.Store(true)
+	// The backend direction may be parked: it must see the deadlines
+	// set below.
+	defer sp.wake()
 	switch {
 	case backendWrite:
 		// Writing to the backend failed: the backend copier reports why.
@@ -363,6 +415,12 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 		cw.CloseWrite()
 	}
 	sp.back.SetReadDeadline(time.Now().Add(halfCloseTimeout))
+}
+
+func (s *session) reasonIs(r string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason == r
 }
 
 func (s *session) reasonSet() bool {
