@@ -73,8 +73,8 @@ type session struct {
 	back            net.Conn // backend connection once logged in
 	sp              atomic.Pointer[splice]
 	readDeadline    atomic.Int64 // client idle deadline (UnixNano) while logged in
-	compressOffered bool   // COMPRESS=DEFLATE advertised after login
-	pendingReason   string // reason used when the client leaves before login
+	compressOffered bool         // COMPRESS=DEFLATE advertised after login
+	pendingReason   string       // reason used when the client leaves before login
 }
 
 func newSession(s *Server, l Listener, c net.Conn) *session {
