@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +223,76 @@ func BenchmarkLogin(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// BenchmarkIdleMemory opens sessions that sit in IDLE (plain legs) and
+// reports the heap and goroutine stack they hold, per session, after a
+// GC. Every iteration is one session; the backend side is in-process too,
+// so its memory counts: compare runs, not absolute figures.
+func BenchmarkIdleMemory(b *testing.B) {
+	fb := startFakeBackend(b, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		tag, _, _ := strings.Cut(l, " ")
+		c.Write([]byte("+ idling\r\n"))
+		br.ReadString('\n')
+		c.Write([]byte(tag + " OK done\r\n"))
+	})
+	p := startProxy(b, fakeBackends(fb), func(o *Options) {
+		o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
+		o.Audit = benchAudit()
+		o.Log = benchAudit()
+	})
+	addr := p.srv.Addr("plain").String()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		br := bufio.NewReader(c)
+		br.ReadSlice('\n')
+		io.WriteString(c, "a LOGIN u pw\r\ni IDLE\r\n")
+		for _, want := range []string{"a OK", "+ idling"} {
+			if l, _ := br.ReadSlice('\n'); !strings.HasPrefix(string(l), want) {
+				b.Fatalf("%q, want %s", l, want)
+			}
+		}
+	}
+	b.StopTimer()
+	if p.srv.poller != nil {
+		for deadline := time.Now().Add(10 * time.Second); p.srv.poller.parked.Load() < 2*int64(len(conns)); {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d directions parked", p.srv.poller.parked.Load(), 2*len(conns))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+		// What the idle sessions hold, before they are closed.
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pprof.Lookup("heap").WriteTo(out, 0)
+		out.Close()
+	}
+	n := float64(len(conns))
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/session")
+	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-B/session")
+	b.ReportMetric(0, "ns/op")
 }

@@ -125,6 +125,14 @@ func (sp *splice) tryPark(dir int) bool {
 	}
 	st.parked = true
 	p.parked.Add(1)
+	// A parked direction holds no line buffer either.
+	if dir == dirClient {
+		sp.client.Release()
+	} else {
+		sp.cw.mu.Lock()
+		sp.cw.framer.Release()
+		sp.cw.mu.Unlock()
+	}
 	return true
 }
 

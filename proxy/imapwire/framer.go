@@ -57,6 +57,13 @@ func (b *lineBuf) add(p []byte) {
 	b.tailLen += copy(b.tail[b.tailLen:], p)
 }
 
+// release drops the head's storage (a quiet session need not hold it); the
+// next line allocates it again. Only between lines.
+func (b *lineBuf) release() {
+	b.reset()
+	b.head = nil
+}
+
 // complete reports whether the whole line fits in the head.
 func (b *lineBuf) complete() bool { return int64(b.headLen) == b.total }
 
@@ -100,6 +107,14 @@ type ServerFramer struct {
 // good once inspection is lost.
 func (f *ServerFramer) AtBoundary() bool {
 	return !f.inLine && f.remaining == 0 && !f.midResp && !f.T.Lost()
+}
+
+// Release lets go of the line buffer while the stream is at a response
+// boundary; it is allocated again when the next response starts.
+func (f *ServerFramer) Release() {
+	if f.AtBoundary() {
+		f.line.release()
+	}
 }
 
 // SawBye reports whether an untagged BYE has been seen.
@@ -289,6 +304,14 @@ func (f *ClientFramer) InIdle() bool { return f.idle }
 
 // AtCommandStart reports whether the next byte starts a new command.
 func (f *ClientFramer) AtCommandStart() bool { return f.state == csStart && !f.idle }
+
+// Release lets go of the line buffer between lines (Line and Verb then
+// return nothing); it is allocated again when the next line starts.
+func (f *ClientFramer) Release() {
+	if f.state == csStart {
+		f.line.release()
+	}
+}
 
 // Current returns the command whose first line ended last.
 func (f *ClientFramer) Current() *Exchange { return f.last }

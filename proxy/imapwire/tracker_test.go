@@ -119,8 +119,9 @@ type ttResult struct {
 }
 
 // ttRun feeds a transcript, each step cut into pieces of chunk octets
-// (0: whole), then calls Finish.
-func ttRun(tb testing.TB, steps []ttStep, chunk int) ttResult {
+// (0: whole), then calls Finish. With release, both framers are told to
+// Release their line buffers after every piece, as a parked session does.
+func ttRun(tb testing.TB, steps []ttStep, chunk int, release bool) ttResult {
 	tb.Helper()
 	var res ttResult
 	var clock time.Time
@@ -153,10 +154,18 @@ func ttRun(tb testing.TB, steps []ttStep, chunk int) ttResult {
 		case 'C':
 			for _, p := range ttChunks(s.data, chunk) {
 				ttFeedClient(tb, cf, []byte(p))
+				if release {
+					cf.Release()
+					sf.Release()
+				}
 			}
 		case 'S':
 			for _, p := range ttChunks(s.data, chunk) {
 				sf.Feed([]byte(p))
+				if release {
+					cf.Release()
+					sf.Release()
+				}
 			}
 			if !tr.Lost() && !sf.AtBoundary() {
 				res.problems = append(res.problems, ttf("step %d: server stream not at a boundary", i))
@@ -183,10 +192,13 @@ func ttRun(tb testing.TB, steps []ttStep, chunk int) ttResult {
 	return res
 }
 
-// ttCheck runs a case whole and in chunks of 1..7 octets.
+func abs(k int) int { return max(k, -k) }
+
+// ttCheck runs a case whole and in chunks of 1..7 octets, also with the
+// line buffers released between chunks.
 func ttCheck(t *testing.T, tc ttCase) {
 	t.Helper()
-	whole := ttRun(t, tc.steps, 0)
+	whole := ttRun(t, tc.steps, 0, false)
 	if !slices.Equal(whole.got, tc.want) {
 		t.Errorf("exchanges:\n\t%s\nwant:\n\t%s", strings.Join(whole.got, "\n\t"), strings.Join(tc.want, "\n\t"))
 	}
@@ -198,8 +210,12 @@ func ttCheck(t *testing.T, tc ttCase) {
 		reported[p] = true
 		t.Error(p)
 	}
-	for k := 1; k <= 7; k++ {
-		r := ttRun(t, tc.steps, k)
+	for k := -7; k <= 7; k++ {
+		if k == 0 {
+			continue
+		}
+		// Negative: chunks of -k octets, line buffers released after each.
+		r := ttRun(t, tc.steps, abs(k), k < 0)
 		if !slices.Equal(r.got, whole.got) || r.lost != whole.lost || r.bye != whole.bye {
 			t.Errorf("chunks of %d: exchanges:\n\t%s\nlost %v bye %v; whole:\n\t%s\nlost %v bye %v", k,
 				strings.Join(r.got, "\n\t"), r.lost, r.bye, strings.Join(whole.got, "\n\t"), whole.lost, whole.bye)
