@@ -33,12 +33,7 @@ func copierGoroutines() int {
 	return strings.Count(string(buf), "proxy.(*splice).run(")
 }
 
-func parkedDirections(p *testProxy) int64 {
-	if p.srv.poller == nil {
-		return -1
-	}
-	return p.srv.poller.parked.Load()
-}
+func parkedDirections(p *testProxy) int { return p.srv.ParkedCopiers() }
 
 // idleBackend answers IDLE with a continuation, then runs during (with
 // the IDLE tag), then answers DONE and NOOPs until the client leaves.

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/imapedge/imapedge/policy"
@@ -151,7 +152,13 @@ func New(opts Options) (*Server, error) {
 // be opened, the ones already opened are closed again.
 func (s *Server) Start() error {
 	if p, err := newPoller(); err == nil {
+		s.mu.Lock()
 		s.poller = p
+		s.mu.Unlock()
+		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "imapedge_copiers_parked",
+			Help: "Copier goroutines parked while their session is in IDLE (two per session).",
+		}, func() float64 { return float64(p.parked.Load()) }))
 	} else {
 		s.log.Warn("idle sessions will not park", zap.Error(err))
 	}
@@ -200,11 +207,29 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	if s.poller != nil {
-		s.poller.close()
-		s.poller = nil
+	s.mu.Lock()
+	p := s.poller
+	s.poller = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
 	}
 	return nil
+}
+
+// ParkedCopiers returns how many copier goroutines are parked now (two
+// per session sitting in IDLE; see park.go).
+func (s *Server) ParkedCopiers() int {
+	if p := s.parker(); p != nil {
+		return int(p.parked.Load())
+	}
+	return 0
+}
+
+func (s *Server) parker() *poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.poller
 }
 
 // Sessions returns the number of open client connections.
