@@ -364,11 +364,11 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 		buf := rb.next()
 		n, err := sp.read(dirClient, sp.src, buf)
 		if n > 0 {
-			s.extendRead(idle)
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
 				sp.clientEnded(werr, true)
 				return false
 			}
+			s.extendRead(idle)
 		}
 		rb.after(n)
 		if err == errParked {
