@@ -18,6 +18,14 @@ import (
 // goroutine carries on from the state kept in the splice. A parked session
 // holds no goroutine stack and no read buffer.
 //
+// Sessions that are quiet between commands (no IDLE) park too: every
+// quiet interval the poller looks for logged-in sessions at rest (nothing
+// in flight, at a response boundary) that moved no byte since its last
+// look, and nudges their copiers out of their blocked reads with a read
+// deadline in the past. A nudged copier puts back the deadline the session
+// wants and parks. The compressed client leg is never nudged: a timeout
+// would break the DEFLATE reader.
+//
 // The copiers' reads go through parkConn, below every TLS layer, so a
 // parked TLS session has consumed all the plaintext it had: tls.Conn only
 // reads from the socket when it has nothing buffered, and it keeps partial
@@ -88,6 +96,8 @@ type parkState struct {
 	slot   *pollSlot // registration with the poller, after the first park
 	parked bool      // no goroutine runs this direction
 	awake  bool      // the session is ending: stay awake from now on
+	nudged bool      // a past read deadline was set to make this direction park
+	quiet  bool      // copier only: nudged, no data since; may park outside IDLE
 }
 
 // pollSlot is a socket registered with the poller.
@@ -102,8 +112,132 @@ type pollSlot struct {
 // copier before its read, and again under parkMu before parking.
 func (sp *splice) mayPark(dir int) bool {
 	s := sp.s
-	return sp.inIdle.Load() && !s.stopping.Load() && !sp.clientDone.Load() &&
-		!(dir == dirClient && sp.compressed)
+	return (sp.inIdle.Load() || sp.park[dir].quiet) && !s.stopping.Load() && !sp.clientDone.Load() &&
+		!(dir == dirClient && sp.compressed.Load())
+}
+
+// takeNudge handles a read error of direction dir: if it is the timeout a
+// nudge caused, the deadline the session wants is put back and the copier
+// goes on (its next read may park). Otherwise it reports false.
+func (sp *splice) takeNudge(dir int, err error) bool {
+	if !isTimeout(err) {
+		return false
+	}
+	sp.parkMu.Lock()
+	st := &sp.park[dir]
+	nudged := st.nudged
+	st.nudged = false
+	sp.parkMu.Unlock()
+	if !nudged {
+		return false
+	}
+	st.quiet = true
+	if dir == dirClient {
+		sp.restoreClientRead()
+	} else {
+		sp.restoreBackRead()
+	}
+	return true
+}
+
+// restoreClientRead sets the client read deadline the session wants (its
+// idle deadline, or the past once it is stopping), also if extendRead or
+// stopClient run meanwhile.
+func (sp *splice) restoreClientRead() {
+	s := sp.s
+	for {
+		v := s.readDeadline.Load()
+		s.conn.SetReadDeadline(time.Unix(0, v))
+		if s.stopping.Load() {
+			s.conn.SetReadDeadline(time.Unix(1, 0))
+			return
+		}
+		if s.readDeadline.Load() == v {
+			return
+		}
+	}
+}
+
+// setBackRead sets the backend read deadline; a nudged copier puts this
+// one back.
+func (sp *splice) setBackRead(t time.Time) {
+	sp.backRead.Store(t.UnixNano())
+	sp.back.SetReadDeadline(t)
+}
+
+func (sp *splice) restoreBackRead() {
+	for {
+		v := sp.backRead.Load()
+		t := time.Time{}
+		if v != 0 {
+			t = time.Unix(0, v)
+		}
+		sp.back.SetReadDeadline(t)
+		if sp.s.stopping.Load() {
+			sp.back.SetReadDeadline(time.Unix(1, 0))
+			return
+		}
+		if sp.backRead.Load() == v {
+			return
+		}
+	}
+}
+
+// startCompress marks the client leg compressed (client copier, on
+// COMPRESS). A nudge already under way is undone first: its timeout must
+// not reach the DEFLATE reader.
+func (sp *splice) startCompress() {
+	sp.parkMu.Lock()
+	sp.compressed.Store(true)
+	st := &sp.park[dirClient]
+	nudged := st.nudged
+	st.nudged = false
+	sp.parkMu.Unlock()
+	if nudged {
+		sp.restoreClientRead()
+	}
+	sp.startInflate = true
+}
+
+// nudgeIfQuiet (poller goroutine) nudges the copiers of a session that is
+// at rest and moved no byte since the last look.
+func (sp *splice) nudgeIfQuiet() {
+	s := sp.s
+	moved := s.bytesIn.Load() + s.bytesOut.Load()
+	if moved != sp.quietMark {
+		sp.quietMark = moved
+		return
+	}
+	// Never wait here: the backend copier holds cw.mu while it writes to
+	// a client that may not be reading. Busy is not quiet anyway.
+	if !sp.cw.mu.TryLock() {
+		return
+	}
+	atRest := sp.cw.framer.AtBoundary()
+	sp.cw.mu.Unlock()
+	if !atRest || sp.inIdle.Load() || sp.tracker.Pending() != 0 {
+		return
+	}
+	sp.parkMu.Lock()
+	defer sp.parkMu.Unlock()
+	if s.stopping.Load() || sp.clientDone.Load() {
+		return
+	}
+	past := time.Unix(1, 0)
+	for dir := range sp.park {
+		st := &sp.park[dir]
+		if st.pc == nil || st.awake || st.parked || st.nudged || (dir == dirClient && sp.compressed.Load()) {
+			continue
+		}
+		// Under parkMu, so that startCompress either sees the flag or
+		// runs before it.
+		st.nudged = true
+		if dir == dirClient {
+			s.conn.SetReadDeadline(past)
+		} else {
+			sp.back.SetReadDeadline(past)
+		}
+	}
 }
 
 // tryPark parks direction dir after its read reported errParked. It
@@ -175,8 +309,30 @@ func (sp *splice) unregister() {
 	}
 }
 
+// parkQuiet (poller goroutine) nudges the logged-in sessions that are at
+// rest and were quiet since the last call.
+func (s *Server) parkQuiet() {
+	s.mu.Lock()
+	list := s.quietBuf[:0]
+	for c := range s.conns {
+		if sp := c.sp.Load(); sp != nil {
+			list = append(list, sp)
+		}
+	}
+	s.mu.Unlock()
+	for i, sp := range list {
+		sp.nudgeIfQuiet()
+		list[i] = nil
+	}
+	s.quietBuf = list[:0]
+}
+
 // pollerBase is the platform-independent part of the poller.
 type pollerBase struct {
+	// quiet runs every quietEvery in the poller goroutine.
+	quiet      func()
+	quietEvery time.Duration
+
 	mu     sync.Mutex
 	slots  map[uint64]*pollSlot
 	next   uint64

@@ -47,7 +47,7 @@ type poller struct {
 // expireEvery is how often parked sessions are checked for idle timeouts.
 const expireEvery = time.Second
 
-func newPoller() (*poller, error) {
+func newPoller(quiet func(), quietEvery time.Duration) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -67,6 +67,7 @@ func newPoller() (*poller, error) {
 	}
 	p := &poller{epfd: epfd, wakeR: fds[0], wakeW: fds[1], done: make(chan struct{})}
 	p.slots = make(map[uint64]*pollSlot)
+	p.quiet, p.quietEvery = quiet, quietEvery
 	go p.loop()
 	return p, nil
 }
@@ -107,7 +108,11 @@ func (p *poller) loop() {
 	events := make([]syscall.EpollEvent, 128)
 	tokens := make([]uint64, 0, len(events))
 	next := time.Now().Add(expireEvery)
+	nextQuiet := time.Now().Add(p.quietEvery)
 	for {
+		if p.quietEvery > 0 && nextQuiet.Before(next) {
+			next = nextQuiet
+		}
 		wait := int(time.Until(next) / time.Millisecond)
 		if wait < 0 {
 			wait = 0
@@ -129,6 +134,10 @@ func (p *poller) loop() {
 		}
 		if now := time.Now(); !now.Before(next) {
 			p.expire(now)
+			if p.quietEvery > 0 && !now.Before(nextQuiet) {
+				p.quiet()
+				nextQuiet = now.Add(p.quietEvery)
+			}
 			next = now.Add(expireEvery)
 		}
 	}

@@ -5,13 +5,14 @@ package proxy
 import (
 	"errors"
 	"net"
+	"time"
 )
 
 // poller: sessions park only on Linux (epoll); elsewhere copiers block in
 // their reads as usual.
 type poller struct{ pollerBase }
 
-func newPoller() (*poller, error) { return nil, errors.New("parking needs Linux") }
+func newPoller(func(), time.Duration) (*poller, error) { return nil, errors.New("parking needs Linux") }
 
 func (p *poller) add(sp *splice, dir, fd int) *pollSlot { return p.addSlot(sp, dir, fd) }
 func (p *poller) arm(*pollSlot) error                   { return errors.New("parking needs Linux") }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"compress/flate"
 	"net"
 	"runtime"
 	"strings"
@@ -202,4 +203,117 @@ func TestParkedSessionEnds(t *testing.T) {
 			waitFor(t, "session gone", func() bool { return p.srv.Sessions() == 0 })
 		})
 	}
+}
+
+// quietBackend answers every command OK; "s SLOW" after a while.
+func quietBackend(t *testing.T) *fakeBackend {
+	return startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, rest, _ := strings.Cut(strings.TrimRight(l, "\r\n"), " ")
+			if rest == "SLOW" {
+				time.Sleep(400 * time.Millisecond)
+			}
+			c.Write([]byte("* 1 EXISTS\r\n" + tag + " OK " + rest + " done\r\n"))
+		}
+	})
+}
+
+func quickQuiet(o *Options) { o.QuietPark = 20 * time.Millisecond }
+
+// Sessions quiet between commands park as well, and wake for the next
+// command; a command in flight keeps them awake.
+func TestQuietSessionParks(t *testing.T) {
+	for _, listener := range []string{"plain", "imaps"} {
+		t.Run(listener, func(t *testing.T) {
+			p := startProxy(t, fakeBackends(quietBackend(t)), plainLogin, quickQuiet)
+			if p.srv.poller == nil {
+				t.Skip("no poller on this platform")
+			}
+			var c *rawClient
+			if listener == "plain" {
+				c = loginFakePlain(t, p)
+			} else {
+				c = loginFake(t, p)
+			}
+			for i := 0; i < 3; i++ {
+				waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
+				runTranscript(t, c, []step{send("n NOOP\r\n"), expect("* 1 EXISTS"), expect("n OK NOOP done")})
+			}
+			waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
+			// A command in flight: the backend direction stays parked until
+			// the answer comes; the client direction is not nudged again.
+			c.send("s SLOW\r\n")
+			sp := onlySession(t, p).sp.Load()
+			clientParked := func() bool {
+				sp.parkMu.Lock()
+				defer sp.parkMu.Unlock()
+				return sp.park[dirClient].parked
+			}
+			waitFor(t, "the client direction woken by the command", func() bool { return !clientParked() })
+			time.Sleep(200 * time.Millisecond) // many quiet intervals
+			if clientParked() || sp.tracker.Pending() != 1 {
+				t.Errorf("client direction parked with a command in flight (pending %d)", sp.tracker.Pending())
+			}
+			runTranscript(t, c, []step{expect("* 1 EXISTS"), expect("s OK SLOW done")})
+			// Pipelined commands split across writes while parked.
+			waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
+			c.send("a NOOP\r\nb NO")
+			time.Sleep(50 * time.Millisecond)
+			c.send("OP\r\n")
+			runTranscript(t, c, []step{expect("* 1 EXISTS"), expect("a OK"), expect("* 1 EXISTS"), expect("b OK NOOP done")})
+			runTranscript(t, c, []step{send("z LOGOUT\r\n"), expect("* 1 EXISTS"), expect("z OK LOGOUT done")})
+		})
+	}
+}
+
+func TestQuietParkedIdleTimeout(t *testing.T) {
+	p := startProxy(t, fakeBackends(quietBackend(t)), plainLogin, quickQuiet,
+		func(o *Options) { o.Policy.IdleTimeout = 1500 * time.Millisecond })
+	if p.srv.poller == nil {
+		t.Skip("no poller on this platform")
+	}
+	c := loginFakePlain(t, p)
+	waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
+	runTranscript(t, c, []step{expect("* BYE Autologout"), closed})
+	waitLog(t, p, "session_end", "reason", "idle_timeout")
+}
+
+// The compressed client leg is never nudged (a timeout would break the
+// DEFLATE stream); the backend direction still parks.
+func TestQuietCompressedSession(t *testing.T) {
+	p := startProxy(t, fakeBackends(quietBackend(t)), plainLogin, quickQuiet)
+	if p.srv.poller == nil {
+		t.Skip("no poller on this platform")
+	}
+	c := loginFake(t, p)
+	runTranscript(t, c, []step{send("z COMPRESS DEFLATE\r\n"), expect("z OK")})
+	fw, _ := flate.NewWriter(c.conn, flate.BestSpeed)
+	zr := bufio.NewReader(flate.NewReader(c.conn))
+	zc := &rawClient{t: t, conn: flateConn{Conn: c.conn, w: fw}, br: zr}
+	for i := 0; i < 3; i++ {
+		waitFor(t, "the backend direction parked", func() bool { return parkedDirections(p) == 1 })
+		time.Sleep(60 * time.Millisecond) // a few quiet intervals: the client leg stays awake
+		if n := parkedDirections(p); n != 1 {
+			t.Fatalf("%d directions parked, want 1", n)
+		}
+		runTranscript(t, zc, []step{send("n NOOP\r\n"), expect("* 1 EXISTS"), expect("n OK NOOP done")})
+	}
+}
+
+// flateConn writes through a DEFLATE compressor, flushing every write.
+type flateConn struct {
+	net.Conn
+	w *flate.Writer
+}
+
+func (f flateConn) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+	}
+	return n, err
 }

@@ -67,9 +67,15 @@ type Options struct {
 	// the client at once), COMPRESS not terminated. For measuring what
 	// inspection costs; not for production.
 	DisableInspection bool
+	// QuietPark is how often logged-in sessions quiet between commands
+	// are looked for; one quiet for a whole interval parks (see park.go).
+	// 0: 10 s; negative: only sessions in IDLE park.
+	QuietPark time.Duration
 	// Listen opens a listener; default net.Listen (tests may override).
 	Listen func(network, address string) (net.Listener, error)
 }
+
+const defaultQuietPark = 10 * time.Second
 
 // keepAlive is set on both legs when the connection is made (no extra
 // system calls per session): idle IMAP sessions behind NAT need it, and a
@@ -91,7 +97,8 @@ type Server struct {
 	ready   atomic.Bool
 	// poller watches the sockets of parked sessions; nil: sessions do
 	// not park.
-	poller *poller
+	poller   *poller
+	quietBuf []*splice // parkQuiet's list, reused
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -151,7 +158,11 @@ func New(opts Options) (*Server, error) {
 // Start opens every listener and starts accepting. If one listener cannot
 // be opened, the ones already opened are closed again.
 func (s *Server) Start() error {
-	if p, err := newPoller(); err == nil {
+	quiet := s.opts.QuietPark
+	if quiet == 0 {
+		quiet = defaultQuietPark
+	}
+	if p, err := newPoller(s.parkQuiet, max(quiet, 0)); err == nil {
 		s.mu.Lock()
 		s.poller = p
 		s.mu.Unlock()

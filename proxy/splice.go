@@ -152,9 +152,9 @@ type splice struct {
 	logoutSent atomic.Bool
 	clientDone atomic.Bool
 
-	compressOffered bool // COMPRESS=DEFLATE was advertised after login
-	compressed      bool // the client leg is compressed (client goroutine)
-	startInflate    bool // COMPRESS was just answered: the bytes after it are DEFLATE
+	compressOffered bool        // COMPRESS=DEFLATE was advertised after login
+	compressed      atomic.Bool // the client leg is compressed
+	startInflate    bool        // COMPRESS was just answered: the bytes after it are DEFLATE
 	src             io.Reader
 
 	hold    []byte // start of a command line not yet forwarded
@@ -163,6 +163,9 @@ type splice struct {
 
 	// Bytes read before the splice started, forwarded first.
 	backPending, clientPending []byte
+
+	backRead  atomic.Int64 // the backend read deadline others want (UnixNano, 0: none)
+	quietMark int64        // bytes moved at the last quiet check (poller goroutine)
 
 	running atomic.Int32 // copiers not ended (parked ones count)
 	parkMu  sync.Mutex
@@ -182,7 +185,6 @@ func (s *session) splice(bc *backendConn) {
 	if s.srv.opts.DisableInspection {
 		sp.tracker.Lose()
 	}
-	s.sp.Store(sp)
 	m := s.srv.metrics
 
 	// Bytes the backend sent after its login answer, and bytes the client
@@ -208,6 +210,7 @@ func (s *session) splice(bc *backendConn) {
 	if pc, ok := bc.raw.(*parkConn); ok {
 		sp.park[dirBackend].pc = pc
 	}
+	s.sp.Store(sp)
 	s.extendRead(sp.idleTimeout())
 	sp.running.Store(2)
 	m.sessionsActive.WithLabelValues(s.backend).Inc()
@@ -280,6 +283,7 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 				// Backend traffic during IDLE keeps the session alive.
 				s.extendRead(sp.idleTimeout())
 			}
+			sp.park[dirBackend].quiet = false
 			if werr := sp.cw.forward(buf[:n]); werr != nil {
 				sp.endClientGone(werr)
 				return false
@@ -292,6 +296,9 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 			if sp.tryPark(dirBackend) {
 				return true
 			}
+			continue
+		}
+		if err != nil && sp.takeNudge(dirBackend, err) {
 			continue
 		}
 		if err != nil {
@@ -333,7 +340,8 @@ func (sp *splice) backendEnded(err error) {
 
 func (sp *splice) endClientGone(err error) {
 	sp.s.setReason(reasonClientEOF)
-	sp.back.SetDeadline(time.Unix(1, 0))
+	sp.setBackRead(time.Unix(1, 0))
+	sp.back.SetWriteDeadline(time.Unix(1, 0))
 	sp.s.stopClient()
 }
 
@@ -364,6 +372,7 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 		buf := rb.next()
 		n, err := sp.read(dirClient, sp.src, buf)
 		if n > 0 {
+			sp.park[dirClient].quiet = false
 			if werr := sp.forwardClient(buf[:n]); werr != nil {
 				sp.clientEnded(werr, true)
 				return false
@@ -375,6 +384,9 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 			if sp.tryPark(dirClient) {
 				return true
 			}
+			continue
+		}
+		if err != nil && sp.takeNudge(dirClient, err) {
 			continue
 		}
 		if err != nil {
@@ -394,7 +406,7 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 	switch {
 	case backendWrite:
 		// Writing to the backend failed: the backend copier reports why.
-		sp.back.SetReadDeadline(time.Now().Add(time.Second))
+		sp.setBackRead(time.Now().Add(time.Second))
 		return
 	case isTimeout(err) && (s.reasonSet() || s.stopping.Load()):
 		// Deadline set by the backend copier or a shutdown.
@@ -402,7 +414,8 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 		s.setReason(reasonIdleTimeout)
 		s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		sp.cw.inject("* BYE Autologout; idle for too long", nil)
-		sp.back.SetDeadline(time.Unix(1, 0))
+		sp.setBackRead(time.Unix(1, 0))
+		sp.back.SetWriteDeadline(time.Unix(1, 0))
 		return
 	case sp.logoutSent.Load():
 		s.setReason(reasonLogout)
@@ -414,7 +427,7 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 	if cw, ok := sp.back.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	sp.back.SetReadDeadline(time.Now().Add(halfCloseTimeout))
+	sp.setBackRead(time.Now().Add(halfCloseTimeout))
 }
 
 func (s *session) reasonIs(r string) bool {
@@ -527,14 +540,14 @@ func (sp *splice) answerLocally(verb []byte) bool {
 	case imapwire.EqualFold(verb, "COMPRESS"):
 		mech := sp.client.Line()
 		switch {
-		case sp.compressed:
+		case sp.compressed.Load():
 			reply("NO", "COMPRESSIONACTIVE", "DEFLATE is active already.", nil)
 		case !sp.compressOffered:
 			reply("NO", "CANNOT", "Compression is not available.", nil)
 		case !bytes.HasSuffix(bytes.ToUpper(mech), []byte(" DEFLATE")):
 			reply("BAD", "", "Unknown compression mechanism.", nil)
 		default:
-			sp.compressed, sp.startInflate = true, true
+			sp.startCompress()
 			// The answer goes out uncompressed; everything after it is
 			// compressed (RFC 4978 §3).
 			reply("OK", "", "DEFLATE active", func() {
