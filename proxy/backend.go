@@ -60,9 +60,20 @@ func dialBackend(ctx context.Context, b *routing.Backend) (*backendConn, error) 
 	bc := &backendConn{b: b, conn: c, raw: c}
 	if err := bc.open(ctx); err != nil {
 		c.Close()
+		bc.releaseReader()
 		return nil, &connectError{err}
 	}
 	return bc, nil
+}
+
+// releaseReader gives the login reader back to the pool (readerPool, the
+// same 4 KiB readers the pre-auth state machine uses). What it buffered
+// must have been consumed or copied before.
+func (bc *backendConn) releaseReader() {
+	if bc.br != nil {
+		putReader(bc.br)
+		bc.br = nil
+	}
 }
 
 func (bc *backendConn) open(ctx context.Context) error {
@@ -71,7 +82,8 @@ func (bc *backendConn) open(ctx context.Context) error {
 			return err
 		}
 	}
-	bc.br = bufio.NewReaderSize(bc.conn, 4096)
+	bc.br = readerPool.Get().(*bufio.Reader)
+	bc.br.Reset(bc.conn)
 	line, err := bc.readLine()
 	if err != nil {
 		return fmt.Errorf("reading greeting: %w", err)
@@ -498,6 +510,7 @@ func (s *session) tryBackend(b *routing.Backend, cred credentials) (*backendConn
 	res, err := bc.login(cred)
 	if err != nil || !res.ok {
 		bc.conn.Close()
+		bc.releaseReader()
 		s.mu.Lock()
 		s.back = nil
 		s.mu.Unlock()

@@ -194,12 +194,16 @@ func (s *session) setupIO() {
 	s.rd = imapwire.Reader{R: s.br, Lim: s.limits()}
 }
 
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
 // releaseIO gives the pre-auth buffers back. Buffered input must have
 // been consumed or copied before.
 func (s *session) releaseIO() {
 	if s.br != nil {
-		s.br.Reset(nil)
-		readerPool.Put(s.br)
+		putReader(s.br)
 		s.br = nil
 	}
 	if s.bw != nil {
@@ -250,7 +254,13 @@ func (s *session) serve() (detached bool) {
 			return
 		}
 		if loggedIn != nil {
+			// splice copies what the backend reader buffered and drops
+			// the reader (bc.br = nil); then it goes back to the pool.
+			br := loggedIn.br
 			s.splice(loggedIn)
+			if br != nil && loggedIn.br == nil {
+				putReader(br)
+			}
 			return true
 		}
 		if done {
