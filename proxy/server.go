@@ -77,9 +77,10 @@ type Options struct {
 
 const defaultQuietPark = 10 * time.Second
 
-// keepAlive is set on both legs when the connection is made (no extra
-// system calls per session): idle IMAP sessions behind NAT need it, and a
-// peer that vanished is noticed after about 5 + 3×1 minutes.
+// keepAlive is set on both legs when the connection is made (on Linux
+// accepted connections inherit it from the listening socket): idle IMAP
+// sessions behind NAT need it, and a peer that vanished is noticed after
+// about 5 + 3×1 minutes.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Minute, Interval: time.Minute, Count: 3}
 
 // Server accepts client connections and proxies them.
@@ -138,7 +139,7 @@ func New(opts Options) (*Server, error) {
 		opts.Log = zap.NewNop()
 	}
 	if opts.Listen == nil {
-		lc := net.ListenConfig{KeepAliveConfig: keepAlive}
+		lc := listenConfig()
 		opts.Listen = func(network, address string) (net.Listener, error) {
 			return lc.Listen(context.Background(), network, address)
 		}
