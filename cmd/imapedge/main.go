@@ -34,6 +34,7 @@ Run "imapedge <command> -h" for the flags of a command.
 var version = "dev"
 
 func main() {
+	execQuietSysmon()
 	// Tens of thousands of mostly idle sessions make memory the scarce
 	// resource: collect at 50% heap growth instead of 100% unless the
 	// operator chose with GOGC.
