@@ -13,11 +13,13 @@ import "strings"
 // its CPU per plaintext login (2 cores, Go 1.26).
 //
 // The runtime skips that parking when GODEBUG has schedtrace > 0; sysmon
-// then backs off on its own to one poll every 10 ms while nothing happens.
-// schedtrace's actual job, a scheduler summary on stderr every N ms, is
-// pushed out to once every 24.8 days (and once more when the process
-// crashes). GODEBUG is read only at start-up, so "imapedge serve"
-// re-executes itself once with it set, unless GODEBUG already names
+// then backs off on its own to one poll every 10 ms while nothing happens
+// (about 100 wake-ups a second of an idle process). schedtrace's actual
+// job, a one-line scheduler summary on stderr every N ms, is pushed out to
+// every 24.8 days (the first one comes at start-up on a host that has been
+// up longer than that), and a fatal crash also prints the runtime's
+// detailed scheduler dump. GODEBUG is read only at start-up, so "imapedge
+// serve" re-executes itself once with it set, unless GODEBUG already names
 // schedtrace (the operator's choice wins, e.g. GODEBUG=schedtrace=0 keeps
 // the runtime's default).
 const quietSysmon = "schedtrace=2147483647"
