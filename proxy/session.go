@@ -254,13 +254,7 @@ func (s *session) serve() (detached bool) {
 			return
 		}
 		if loggedIn != nil {
-			// splice copies what the backend reader buffered and drops
-			// the reader (bc.br = nil); then it goes back to the pool.
-			br := loggedIn.br
 			s.splice(loggedIn)
-			if br != nil && loggedIn.br == nil {
-				putReader(br)
-			}
 			return true
 		}
 		if done {

@@ -201,7 +201,7 @@ func (s *session) splice(bc *backendConn) {
 	// The pre-auth buffers are not needed any more: an idle session holds
 	// as little memory as possible.
 	s.releaseIO()
-	bc.br = nil
+	bc.releaseReader()
 
 	sp.backPending, sp.clientPending = backPending, clientPending
 	if pc, ok := s.raw.(*parkConn); ok {
