@@ -292,10 +292,9 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 
 // serveConn runs one connection; it owns the connection and always closes
 // it.
-// After a successful login the session goroutine hands the connection to
-// the two copier goroutines and exits (an idle session then holds two small
-// fresh stacks, not the deep one the TLS handshake grew); the last copier
-// to finish calls endSession.
+// After a successful login the session goroutine becomes the client
+// copier and starts the backend copier; the last copier to finish calls
+// endSession. Quiet sessions park (park.go): no goroutine, no stack.
 func (s *Server) serveConn(sess *session) {
 	detached := false
 	defer func() {

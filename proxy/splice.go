@@ -172,6 +172,8 @@ type splice struct {
 	park    [2]parkState
 }
 
+// splice forwards the logged-in session until it ends or parks; the
+// backend direction runs in a goroutine of its own.
 func (s *session) splice(bc *backendConn) {
 	s.mu.Lock()
 	s.back = bc.conn
@@ -215,7 +217,10 @@ func (s *session) splice(bc *backendConn) {
 	sp.running.Store(2)
 	m.sessionsActive.WithLabelValues(s.backend).Inc()
 	go sp.run(dirBackend)
-	go sp.run(dirClient)
+	// The session goroutine carries on as the client copier: one
+	// goroutine fewer to start per login. Its stack, grown by pre-auth and
+	// TLS, goes when the session parks.
+	sp.run(dirClient)
 }
 
 // run is a copier goroutine: it forwards one direction until that
