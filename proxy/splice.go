@@ -119,6 +119,13 @@ func (w *clientWriter) inject(line string, after func()) error {
 	return w.writePendingLocked()
 }
 
+// sawBye reports whether the server sent an untagged BYE.
+func (w *clientWriter) sawBye() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.framer.SawBye()
+}
+
 // atBoundary reports whether the server stream is at a response boundary.
 func (w *clientWriter) atBoundary() bool {
 	w.mu.Lock()
@@ -151,6 +158,7 @@ type splice struct {
 	inIdle     atomic.Bool
 	logoutSent atomic.Bool
 	clientDone atomic.Bool
+	backDone   atomic.Bool // the backend direction has ended
 
 	compressOffered bool        // COMPRESS=DEFLATE was advertised after login
 	compressed      atomic.Bool // the client leg is compressed
@@ -316,6 +324,7 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 // backendEnded handles the end of the server stream.
 func (sp *splice) backendEnded(err error) {
 	s := sp.s
+	sp.backDone.Store(true)
 	switch {
 	case sp.cw.framer.SawBye() && sp.logoutSent.Load():
 		s.setReason(reasonLogout)
@@ -344,6 +353,7 @@ func (sp *splice) backendEnded(err error) {
 }
 
 func (sp *splice) endClientGone(err error) {
+	sp.backDone.Store(true)
 	sp.s.setReason(reasonClientEOF)
 	sp.setBackRead(time.Unix(1, 0))
 	sp.back.SetWriteDeadline(time.Unix(1, 0))
@@ -427,9 +437,15 @@ func (sp *splice) clientEnded(err error, backendWrite bool) {
 	default:
 		s.setReason(reasonClientEOF)
 	}
+	if sp.backDone.Load() {
+		// Nothing left to half-close (after LOGOUT the backend is gone
+		// already): the close that follows is enough.
+		return
+	}
 	// Half-close: the backend sees EOF and may finish its answers; the
-	// deadline bounds how long that direction stays open.
-	if cw, ok := sp.back.(interface{ CloseWrite() error }); ok {
+	// deadline bounds how long that direction stays open. A backend that
+	// answered LOGOUT with BYE closes by itself.
+	if cw, ok := sp.back.(interface{ CloseWrite() error }); ok && !(sp.logoutSent.Load() && sp.cw.sawBye()) {
 		cw.CloseWrite()
 	}
 	sp.setBackRead(time.Now().Add(halfCloseTimeout))

@@ -39,7 +39,7 @@ type sizes struct {
 }
 
 var fullSizes = sizes{
-	logins: 600, loginWorkers: 4,
+	logins: 1500, loginWorkers: 4,
 	noops:      3000,
 	fetchConns: 2, fetchFor: 4 * time.Second, fetchMsgs: 16, fetchMsgSize: 1 << 20,
 	idle: 2000, idleFull: 8000, idleOpen: 32,

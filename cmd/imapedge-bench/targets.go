@@ -159,9 +159,11 @@ func (c *child) stop() {
 	reaper.removeGroup(c.pid)
 }
 
-// childEnv is the environment for the proxies: ours without GOMAXPROCS, so
-// that imapedge uses its default, unless BENCH_PROXY_GOMAXPROCS sets one
-// for the proxies alone (for experiments).
+// childEnv is the environment for the proxies: ours, with GOMAXPROCS=1 for
+// imapedge so that every proxy runs one thread of execution, like HAProxy
+// (nbthread 1) and nginx (worker_processes 1) here.
+// BENCH_PROXY_GOMAXPROCS sets another value; "default" leaves the Go
+// runtime's choice (one per core).
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -170,10 +172,18 @@ func childEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	if v := os.Getenv("BENCH_PROXY_GOMAXPROCS"); v != "" {
+	if v := proxyGOMAXPROCS(); v != "default" {
 		env = append(env, "GOMAXPROCS="+v)
 	}
 	return env
+}
+
+// proxyGOMAXPROCS is imapedge's GOMAXPROCS in the benchmark (see childEnv).
+func proxyGOMAXPROCS() string {
+	if v := os.Getenv("BENCH_PROXY_GOMAXPROCS"); v != "" {
+		return v
+	}
+	return "1"
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
