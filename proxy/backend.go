@@ -43,13 +43,29 @@ const maxBackendLine = 64 << 10
 
 // dialBackend connects to b, reads its greeting and, for STARTTLS
 // backends, upgrades the connection. The context bounds the whole of it.
-func dialBackend(ctx context.Context, b *routing.Backend) (*backendConn, error) {
+// Without keepAliveNow the connection gets TCP keep-alive only when its
+// session parks (park.go): a busy session learns of a dead backend from
+// its own traffic, and a login saves four system calls.
+func dialBackend(ctx context.Context, b *routing.Backend, keepAliveNow bool) (*backendConn, error) {
 	connectTimeout := b.ConnectTimeout
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
 	}
-	d := net.Dialer{Timeout: connectTimeout, KeepAliveConfig: keepAlive}
-	c, err := d.DialContext(ctx, "tcp", b.Address)
+	d := net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
+	if keepAliveNow {
+		d.KeepAliveConfig = keepAlive
+	}
+	var c net.Conn
+	var err error
+	if ap, perr := netip.ParseAddrPort(b.Address); perr == nil {
+		// An address, not a name: no resolver on the login path.
+		var tc *net.TCPConn
+		if tc, err = d.DialTCP(ctx, "tcp", netip.AddrPort{}, ap); err == nil {
+			c = tc
+		}
+	} else {
+		c, err = d.DialContext(ctx, "tcp", b.Address)
+	}
 	if err != nil {
 		return nil, &connectError{err}
 	}
@@ -499,7 +515,7 @@ func (s *session) tryBackend(b *routing.Backend, cred credentials) (*backendConn
 	ctx, cancel := context.WithTimeout(s.srv.ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
-	bc, err := dialBackend(ctx, b)
+	bc, err := dialBackend(ctx, b, s.srv.poller == nil)
 	if err != nil {
 		return nil, loginResult{}, err
 	}

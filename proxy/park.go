@@ -252,6 +252,11 @@ func (sp *splice) tryPark(dir int) bool {
 	}
 	if st.slot == nil {
 		st.slot = p.add(sp, dir, st.pc.fd)
+		if dir == dirBackend {
+			// Dialed without keep-alive (dialBackend): a parked session
+			// needs it to notice a backend that vanished.
+			st.pc.SetKeepAliveConfig(keepAlive)
+		}
 	}
 	if err := p.arm(st.slot); err != nil {
 		st.awake = true

@@ -47,7 +47,9 @@ type session struct {
 	bw       *bufio.Writer
 	rd       imapwire.Reader
 	clientIP netip.Addr
-	port     int
+	// clientIPStr is clientIP as text, for logs and events.
+	clientIPStr string
+	port        int
 
 	tlsActive bool
 	tlsVer    string
@@ -81,6 +83,7 @@ func newSession(s *Server, l Listener, c net.Conn) *session {
 	sess := &session{srv: s, ln: l, id: newSessionID(), start: time.Now(), raw: c, conn: c}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		sess.clientIP, sess.port = ap.Addr().Unmap(), int(ap.Port())
+		sess.clientIPStr = sess.clientIP.String()
 	}
 	return sess
 }
@@ -425,7 +428,7 @@ func (s *session) dispatch(cmd *imapwire.Command) (done bool, back *backendConn)
 		if n := s.br.Buffered(); n > 0 {
 			// RFC 9051 §6.2.1: bytes pipelined after STARTTLS are
 			// discarded (CVE-2011-0411 class).
-			s.srv.log.Warn("discarded plaintext pipelined after STARTTLS", zap.String("session", s.id), zap.String("client_ip", s.clientIP.String()), zap.Int("bytes", n))
+			s.srv.log.Warn("discarded plaintext pipelined after STARTTLS", zap.String("session", s.id), zap.String("client_ip", s.clientIPStr), zap.Int("bytes", n))
 		}
 		if !s.handshake() {
 			return true, nil
@@ -509,7 +512,7 @@ func (s *session) handshake() bool {
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.srv.log.Debug("tls handshake failed", zap.String("session", s.id), zap.String("client_ip", s.clientIP.String()), zap.Error(err))
+		s.srv.log.Debug("tls handshake failed", zap.String("session", s.id), zap.String("client_ip", s.clientIPStr), zap.Error(err))
 		s.setReason(reasonError)
 		return false
 	}

@@ -26,7 +26,14 @@ func TestAcceptedSocketOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	rc, err := a.(*net.TCPConn).SyscallConn()
+	checkKeepAlive(t, a.(*net.TCPConn), true)
+}
+
+// checkKeepAlive checks c's keep-alive options (imapedge's settings, or
+// none) and TCP_NODELAY.
+func checkKeepAlive(t *testing.T, c *net.TCPConn, on bool) {
+	t.Helper()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +47,10 @@ func TestAcceptedSocketOptions(t *testing.T) {
 		{"TCP_KEEPINTVL", syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, int(keepAlive.Interval.Seconds())},
 		{"TCP_KEEPCNT", syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepAlive.Count},
 		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1},
+	}
+	if !on {
+		want = append(want[:0], want[0], want[4])
+		want[0].val = 0
 	}
 	rc.Control(func(fd uintptr) {
 		for _, w := range want {
@@ -56,4 +67,17 @@ func TestAcceptedSocketOptions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The backend leg gets keep-alive when its session parks, not at login.
+func TestBackendKeepAliveWhenParked(t *testing.T) {
+	p := startProxy(t, fakeBackends(idleBackend(t, nil)), plainLogin)
+	c := loginFakePlain(t, p)
+	sp := onlySession(t, p).sp.Load()
+	back := sp.park[dirBackend].pc.TCPConn
+	checkKeepAlive(t, back, false)
+	runTranscript(t, c, []step{send("i IDLE\r\n"), expect("+ idling")})
+	waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
+	checkKeepAlive(t, back, true)
+	runTranscript(t, c, []step{send("DONE\r\n"), expect("i OK")})
 }
