@@ -55,17 +55,7 @@ func dialBackend(ctx context.Context, b *routing.Backend, keepAliveNow bool) (*b
 	if keepAliveNow {
 		d.KeepAliveConfig = keepAlive
 	}
-	var c net.Conn
-	var err error
-	if ap, perr := netip.ParseAddrPort(b.Address); perr == nil {
-		// An address, not a name: no resolver on the login path.
-		var tc *net.TCPConn
-		if tc, err = d.DialTCP(ctx, "tcp", netip.AddrPort{}, ap); err == nil {
-			c = tc
-		}
-	} else {
-		c, err = d.DialContext(ctx, "tcp", b.Address)
-	}
+	c, err := d.DialContext(ctx, "tcp", b.Address)
 	if err != nil {
 		return nil, &connectError{err}
 	}
