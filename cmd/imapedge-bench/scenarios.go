@@ -289,36 +289,68 @@ func (b *bench) runLogins(t *target, front string, round int) runResult {
 	return r
 }
 
-// runLatency: one logged-in session, noops sequential NOOP round trips.
-func (b *bench) runLatency(t *target, front string, round int) (r runResult) {
+// runLatencyInterleaved measures NOOP round trips on one session per
+// target, the targets taking turns NOOP by NOOP (in rotating order), so
+// that the machine's drift — other tenants, frequency changes — falls on
+// every target alike. One result per target; proxy CPU is each target's
+// own over the whole loop.
+func (b *bench) runLatencyInterleaved(targets []*target, front string, round int) []runResult {
 	n := b.sz.noops
-	r = runResult{Scenario: scLatency, Target: t.name, Front: front, Round: round, N: n, Start: time.Now()}
-	var errs errCounter
-	defer errs.into(&r)
-	c, err := b.login(t.addr(front), b.tlsFor(front), b.user(0), 4096)
-	if err != nil {
-		errs.add(err)
-		return r
-	}
-	defer c.Close()
-	rtt := make([]float64, 0, n)
-	b.measure(t, &r, func() {
-		for range n {
-			start := time.Now()
-			if _, err := c.Command("NOOP"); err != nil {
-				errs.add(err)
-				return
-			}
-			rtt = append(rtt, float64(time.Since(start).Nanoseconds())/1000)
+	rs := make([]runResult, len(targets))
+	errs := make([]errCounter, len(targets))
+	conns := make([]*imapConn, len(targets))
+	rtt := make([][]float64, len(targets))
+	p0 := make([]float64, len(targets))
+	for i, t := range targets {
+		rs[i] = runResult{Scenario: scLatency, Target: t.name, Front: front, Round: round, N: n, Start: time.Now()}
+		c, err := b.login(t.addr(front), b.tlsFor(front), b.user(0), 4096)
+		if err != nil {
+			errs[i].add(err)
+			continue
 		}
-	})
-	if err := c.Logout(); err != nil {
-		errs.add(err)
+		conns[i] = c
+		rtt[i] = make([]float64, 0, n)
 	}
-	sort.Float64s(rtt)
-	r.P50Us = percentile(rtt, 50)
-	r.P99Us = percentile(rtt, 99)
-	return r
+	d0, l0 := groupCPU(b.dovecotPgid), selfCPU()
+	for i, t := range targets {
+		p0[i] = groupCPU(t.pgid)
+	}
+	start := time.Now()
+	for k := range n {
+		for j := range targets {
+			i := (j + k) % len(targets)
+			c := conns[i]
+			if c == nil {
+				continue
+			}
+			t0 := time.Now()
+			if _, err := c.Command("NOOP"); err != nil {
+				errs[i].add(err)
+				c.Close()
+				conns[i] = nil
+				continue
+			}
+			rtt[i] = append(rtt[i], float64(time.Since(t0).Nanoseconds())/1000)
+		}
+	}
+	wall := time.Since(start).Seconds()
+	d1, l1 := groupCPU(b.dovecotPgid)-d0, selfCPU()-l0
+	for i, t := range targets {
+		r := &rs[i]
+		r.WallS, r.DovecotCPUS, r.LoadgenCPUS = wall, d1, l1
+		r.ProxyCPUS = groupCPU(t.pgid) - p0[i]
+		if c := conns[i]; c != nil {
+			if err := c.Logout(); err != nil {
+				errs[i].add(err)
+			}
+			c.Close()
+		}
+		sort.Float64s(rtt[i])
+		r.P50Us = percentile(rtt[i], 50)
+		r.P99Us = percentile(rtt[i], 99)
+		errs[i].into(r)
+	}
+	return rs
 }
 
 // runFetch: fetchConns sessions of the fetch user SELECT INBOX and repeat

@@ -340,13 +340,19 @@ func (s *suite) runAll() {
 	for round := 1; round <= s.rounds; round++ {
 		for si, sc := range scenarios {
 			for fi, front := range []string{frontPlain, frontTLS} {
+				if sc == scLatency {
+					// All targets at once, NOOP by NOOP.
+					for _, r := range s.b.runLatencyInterleaved(rotate(targets, round-1+si+fi), front, round) {
+						s.emit(r)
+					}
+					settle(sc)
+					continue
+				}
 				for _, t := range rotate(targets, round-1+si+fi) {
 					var r runResult
 					switch sc {
 					case scLogins:
 						r = s.b.runLogins(t, front, round)
-					case scLatency:
-						r = s.b.runLatency(t, front, round)
 					case scFetch:
 						r = s.b.runFetch(t, front, round)
 					case scIdle:
