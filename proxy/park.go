@@ -332,6 +332,17 @@ func (s *Server) parkQuiet() {
 	s.quietBuf = list[:0]
 }
 
+// guard runs f and survives a panic in it (counted in panics_total): the
+// poller goroutine serves every parked session and must not die.
+func guard(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicsTotal.Add(1)
+		}
+	}()
+	f()
+}
+
 // pollerBase is the platform-independent part of the poller.
 type pollerBase struct {
 	// quiet runs every quietEvery in the poller goroutine.

@@ -130,12 +130,12 @@ func (p *poller) loop() {
 			tokens = append(tokens, t)
 		}
 		if len(tokens) > 0 {
-			p.ready(tokens)
+			guard(func() { p.ready(tokens) })
 		}
 		if now := time.Now(); !now.Before(next) {
-			p.expire(now)
+			guard(func() { p.expire(now) })
 			if p.quietEvery > 0 && !now.Before(nextQuiet) {
-				p.quiet()
+				guard(p.quiet)
 				nextQuiet = now.Add(p.quietEvery)
 			}
 			next = now.Add(expireEvery)
