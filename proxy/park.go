@@ -98,6 +98,7 @@ type parkState struct {
 	awake  bool      // the session is ending: stay awake from now on
 	nudged bool      // a past read deadline was set to make this direction park
 	quiet  bool      // copier only: nudged, no data since; may park outside IDLE
+	off    bool      // copier only: parking failed or the session is ending; never try again
 }
 
 // pollSlot is a socket registered with the poller.
@@ -112,7 +113,8 @@ type pollSlot struct {
 // copier before its read, and again under parkMu before parking.
 func (sp *splice) mayPark(dir int) bool {
 	s := sp.s
-	return (sp.inIdle.Load() || sp.park[dir].quiet) && !s.stopping.Load() && !sp.clientDone.Load() &&
+	st := &sp.park[dir]
+	return (sp.inIdle.Load() || st.quiet) && !st.off && !s.stopping.Load() && !sp.clientDone.Load() &&
 		!(dir == dirClient && sp.compressed.Load())
 }
 
@@ -133,26 +135,29 @@ func (sp *splice) takeNudge(dir int, err error) bool {
 	}
 	st.quiet = true
 	if dir == dirClient {
-		sp.restoreClientRead()
+		sp.restoreRead(sp.s.conn, &sp.s.readDeadline)
 	} else {
-		sp.restoreBackRead()
+		sp.restoreRead(sp.back, &sp.backRead)
 	}
 	return true
 }
 
-// restoreClientRead sets the client read deadline the session wants (its
-// idle deadline, or the past once it is stopping), also if extendRead or
-// stopClient run meanwhile.
-func (sp *splice) restoreClientRead() {
-	s := sp.s
+// restoreRead sets c's read deadline to the one the session wants,
+// *want (UnixNano, 0: none), or to the past once the session is stopping,
+// also if the wanted one changes meanwhile (extendRead, setBackRead).
+func (sp *splice) restoreRead(c net.Conn, want *atomic.Int64) {
 	for {
-		v := s.readDeadline.Load()
-		s.conn.SetReadDeadline(time.Unix(0, v))
-		if s.stopping.Load() {
-			s.conn.SetReadDeadline(time.Unix(1, 0))
+		v := want.Load()
+		t := time.Time{}
+		if v != 0 {
+			t = time.Unix(0, v)
+		}
+		c.SetReadDeadline(t)
+		if sp.s.stopping.Load() {
+			c.SetReadDeadline(time.Unix(1, 0))
 			return
 		}
-		if s.readDeadline.Load() == v {
+		if want.Load() == v {
 			return
 		}
 	}
@@ -163,24 +168,6 @@ func (sp *splice) restoreClientRead() {
 func (sp *splice) setBackRead(t time.Time) {
 	sp.backRead.Store(t.UnixNano())
 	sp.back.SetReadDeadline(t)
-}
-
-func (sp *splice) restoreBackRead() {
-	for {
-		v := sp.backRead.Load()
-		t := time.Time{}
-		if v != 0 {
-			t = time.Unix(0, v)
-		}
-		sp.back.SetReadDeadline(t)
-		if sp.s.stopping.Load() {
-			sp.back.SetReadDeadline(time.Unix(1, 0))
-			return
-		}
-		if sp.backRead.Load() == v {
-			return
-		}
-	}
 }
 
 // startCompress marks the client leg compressed (client copier, on
@@ -194,7 +181,7 @@ func (sp *splice) startCompress() {
 	st.nudged = false
 	sp.parkMu.Unlock()
 	if nudged {
-		sp.restoreClientRead()
+		sp.restoreRead(sp.s.conn, &sp.s.readDeadline)
 	}
 	sp.startInflate = true
 }
@@ -247,7 +234,13 @@ func (sp *splice) tryPark(dir int) bool {
 	defer sp.parkMu.Unlock()
 	st := &sp.park[dir]
 	p := sp.s.srv.poller
-	if st.awake || p == nil || !sp.mayPark(dir) {
+	if st.awake || p == nil {
+		// Without this, the next read would give up again at once: the
+		// copier would spin instead of waiting.
+		st.off = true
+		return false
+	}
+	if !sp.mayPark(dir) {
 		return false
 	}
 	if st.slot == nil {
@@ -259,7 +252,7 @@ func (sp *splice) tryPark(dir int) bool {
 		}
 	}
 	if err := p.arm(st.slot); err != nil {
-		st.awake = true
+		st.awake, st.off = true, true
 		return false
 	}
 	st.parked = true

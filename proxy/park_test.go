@@ -317,3 +317,30 @@ func (f flateConn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Without a poller (epoll unavailable) an IDLE session's copiers wait in
+// their reads as before; they must not spin on reads that give up.
+func TestNoPollerCopiersWait(t *testing.T) {
+	p := startProxy(t, fakeBackends(idleBackend(t, nil)), plainLogin)
+	p.srv.mu.Lock()
+	pl := p.srv.poller
+	p.srv.poller = nil
+	p.srv.mu.Unlock()
+	if pl != nil {
+		pl.close()
+	}
+	c := loginFakePlain(t, p)
+	runTranscript(t, c, []step{send("i IDLE\r\n"), expect("+ idling")})
+	waitFor(t, "both copiers waiting in their reads", func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		waiting := 0
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "proxy.(*splice).run(") && strings.Contains(g, "[IO wait") {
+				waiting++
+			}
+		}
+		return waiting == 2
+	})
+	runTranscript(t, c, []step{send("DONE\r\n"), expect("i OK"), send("n NOOP\r\n"), expect("n OK")})
+}

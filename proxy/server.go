@@ -169,7 +169,7 @@ func (s *Server) Start() error {
 		s.mu.Unlock()
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "imapedge_copiers_parked",
-			Help: "Copier goroutines parked while their session is in IDLE (two per session).",
+			Help: "Copier goroutines parked while their session is in IDLE or quiet between commands (two per session).",
 		}, func() float64 { return float64(p.parked.Load()) }))
 	} else {
 		s.log.Warn("idle sessions will not park", zap.Error(err))
@@ -230,7 +230,7 @@ func (s *Server) Close() error {
 }
 
 // ParkedCopiers returns how many copier goroutines are parked now (two
-// per session sitting in IDLE; see park.go).
+// per session in IDLE or quiet between commands; see park.go).
 func (s *Server) ParkedCopiers() int {
 	if p := s.parker(); p != nil {
 		return int(p.parked.Load())
