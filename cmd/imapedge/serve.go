@@ -253,7 +253,7 @@ func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(),
 	}
 	encCfg := zapcore.EncoderConfig{
 		TimeKey:        "ts",
-		EncodeTime:     zapcore.RFC3339NanoTimeEncoder,
+		EncodeTime:     rfc3339NanoEncoder,
 		EncodeDuration: zapcore.MillisDurationEncoder,
 		LineEnding:     zapcore.DefaultLineEnding,
 	}
@@ -302,7 +302,7 @@ func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), 
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "ts"
-	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeTime = iso8601Encoder
 	var enc zapcore.Encoder
 	if lc.Format == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
