@@ -15,11 +15,11 @@ import (
 func (s *session) onCommand(ex *imapwire.Exchange) {
 	m := s.srv.metrics
 	label := commandLabel(ex.Name)
-	m.commands.WithLabelValues(label, statusLabel(ex.Status)).Inc()
+	m.commandCount.get([2]string{label, statusLabel(ex.Status)}).Inc()
 	if ex.Name == "IDLE" {
 		m.idleDuration.Observe(ex.Duration().Seconds())
 	} else {
-		m.commandDuration.WithLabelValues(label).Observe(ex.Duration().Seconds())
+		m.commandTime.get(label).Observe(ex.Duration().Seconds())
 	}
 	a := s.srv.opts.Audit
 	if a == nil {

@@ -28,7 +28,7 @@ type backendConn struct {
 	conn net.Conn // raw, or the TLS connection over it
 	raw  net.Conn // the TCP connection
 	br   *bufio.Reader
-	caps []string // capabilities currently advertised
+	caps *capList // capabilities currently advertised; nil: not known
 	tls  bool
 }
 
@@ -42,16 +42,22 @@ func (e *connectError) Unwrap() error { return e.err }
 const maxBackendLine = 64 << 10
 
 // dialBackend connects to b, reads its greeting and, for STARTTLS
-// backends, upgrades the connection. The context bounds the whole of it.
+// backends, upgrades the connection. The deadline bounds the whole of it;
+// cancelling ctx (server shutdown) ends the dial and TLS handshakes.
 // Without keepAliveNow the connection gets TCP keep-alive only when its
 // session parks (park.go): a busy session learns of a dead backend from
 // its own traffic, and a login saves four system calls.
-func dialBackend(ctx context.Context, b *routing.Backend, keepAliveNow bool) (*backendConn, error) {
+func dialBackend(ctx context.Context, deadline time.Time, b *routing.Backend, keepAliveNow bool) (*backendConn, error) {
 	connectTimeout := b.ConnectTimeout
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
 	}
-	d := net.Dialer{Timeout: connectTimeout, KeepAlive: -1}
+	// One deadline for the dial: a timeout and a context deadline would
+	// each make a context and a timer of their own.
+	d := net.Dialer{Deadline: time.Now().Add(connectTimeout), KeepAlive: -1}
+	if deadline.Before(d.Deadline) {
+		d.Deadline = deadline
+	}
 	if keepAliveNow {
 		d.KeepAliveConfig = keepAlive
 	}
@@ -59,12 +65,10 @@ func dialBackend(ctx context.Context, b *routing.Backend, keepAliveNow bool) (*b
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
+	c.SetDeadline(deadline)
 	c = newParkConn(c)
 	bc := &backendConn{b: b, conn: c, raw: c}
-	if err := bc.open(ctx); err != nil {
+	if err := bc.open(ctx, deadline); err != nil {
 		c.Close()
 		bc.releaseReader()
 		return nil, &connectError{err}
@@ -82,9 +86,9 @@ func (bc *backendConn) releaseReader() {
 	}
 }
 
-func (bc *backendConn) open(ctx context.Context) error {
+func (bc *backendConn) open(ctx context.Context, deadline time.Time) error {
 	if bc.b.TLS == routing.TLSImplicit {
-		if err := bc.startTLS(ctx); err != nil {
+		if err := bc.startTLS(ctx, deadline); err != nil {
 			return err
 		}
 	}
@@ -115,7 +119,7 @@ func (bc *backendConn) open(ctx context.Context) error {
 				return err
 			}
 		}
-		if !hasCap(bc.caps, "STARTTLS") {
+		if !bc.caps.has("STARTTLS") {
 			return errors.New("backend does not offer STARTTLS")
 		}
 		if _, err := io.WriteString(bc.conn, "S STARTTLS\r\n"); err != nil {
@@ -132,7 +136,7 @@ func (bc *backendConn) open(ctx context.Context) error {
 			// Response injection before TLS (RFC 9051 §6.2.1).
 			return errors.New("backend sent data after its STARTTLS answer")
 		}
-		if err := bc.startTLS(ctx); err != nil {
+		if err := bc.startTLS(ctx, deadline); err != nil {
 			return err
 		}
 		bc.br.Reset(bc.conn)
@@ -141,12 +145,14 @@ func (bc *backendConn) open(ctx context.Context) error {
 	return nil
 }
 
-func (bc *backendConn) startTLS(ctx context.Context) error {
+func (bc *backendConn) startTLS(ctx context.Context, deadline time.Time) error {
 	cfg := bc.b.TLSConfig
 	if cfg == nil {
 		return errors.New("backend has no TLS configuration")
 	}
 	tc := tls.Client(bc.conn, cfg)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
@@ -190,7 +196,7 @@ func (bc *backendConn) readTagged(tag string) (status, code, text string, err er
 			kw, args := imapwire.FirstWord(rest)
 			switch {
 			case imapwire.EqualFold(kw, "CAPABILITY"):
-				bc.caps = strings.Fields(string(args))
+				bc.caps = parseCaps(args)
 			case imapwire.EqualFold(kw, "BYE"):
 				return "", "", "", fmt.Errorf("backend closed: %s", sanitizeLog(string(args)))
 			}
@@ -229,13 +235,19 @@ func splitCode(rest []byte) (code, text string) {
 }
 
 // capsFromCode reads "[CAPABILITY a b c] text"; nil when absent.
-func capsFromCode(rest []byte) []string {
+func capsFromCode(rest []byte) *capList {
 	code, _ := splitCode(rest)
-	kw, args := imapwire.FirstWord([]byte(code))
-	if !imapwire.EqualFold(kw, "CAPABILITY") {
+	return capsInCode(code)
+}
+
+// capsInCode reads the response code "CAPABILITY a b c"; nil when it is
+// another code.
+func capsInCode(code string) *capList {
+	kw, args, _ := strings.Cut(code, " ")
+	if !strings.EqualFold(kw, "CAPABILITY") {
 		return nil
 	}
-	return strings.Fields(string(args))
+	return parseCaps([]byte(strings.TrimLeft(args, " ")))
 }
 
 func hasCap(caps []string, name string) bool {
@@ -266,7 +278,7 @@ type loginResult struct {
 	ok   bool
 	code string // response code atom of a failure
 	text string
-	caps []string // post-login capabilities on success
+	caps *capList // post-login capabilities on success
 }
 
 var errPlaintextRefused = errors.New("refusing to send a password over plaintext to a non-loopback backend (allow_plaintext_login is false)")
@@ -284,9 +296,9 @@ func (bc *backendConn) login(cred credentials) (loginResult, error) {
 	}
 	var err error
 	switch {
-	case hasCap(bc.caps, "AUTH=PLAIN"):
+	case bc.caps.has("AUTH=PLAIN"):
 		err = bc.authPlain(cred)
-	case !hasCap(bc.caps, "LOGINDISABLED") && cred.authzid == "":
+	case !bc.caps.has("LOGINDISABLED") && cred.authzid == "":
 		err = bc.loginCommand(cred)
 	default:
 		return loginResult{}, errors.New("backend offers no usable login mechanism")
@@ -303,7 +315,7 @@ func (bc *backendConn) login(cred credentials) (loginResult, error) {
 		atom, _ := imapwire.FirstWord([]byte(code))
 		return loginResult{code: strings.ToUpper(string(atom)), text: text}, nil
 	}
-	caps := capsFromCode([]byte("[" + code + "]"))
+	caps := capsInCode(code)
 	if caps == nil {
 		caps = bc.caps
 	}
@@ -325,7 +337,7 @@ func (bc *backendConn) authPlain(cred credentials) error {
 	msg = append(msg, cred.secret...)
 	enc := base64.StdEncoding.EncodeToString(msg)
 	clear(msg)
-	if hasCap(bc.caps, "SASL-IR") {
+	if bc.caps.has("SASL-IR") {
 		_, err := io.WriteString(bc.conn, "L AUTHENTICATE PLAIN "+enc+"\r\n")
 		return err
 	}
@@ -358,8 +370,8 @@ func (bc *backendConn) waitContinuation(tag string) error {
 }
 
 func (bc *backendConn) loginCommand(cred credentials) error {
-	literalPlus := hasCap(bc.caps, "LITERAL+")
-	literalMinus := hasCap(bc.caps, "LITERAL-")
+	literalPlus := bc.caps.has("LITERAL+")
+	literalMinus := bc.caps.has("LITERAL-")
 	var out []byte
 	out = append(out, "L LOGIN "...)
 	args := [2]string{cred.authcid, cred.secret}
@@ -396,6 +408,9 @@ func (bc *backendConn) loginCommand(cred credentials) error {
 }
 
 func isLoopback(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
 	ap, err := netip.ParseAddrPort(a.String())
 	return err == nil && ap.Addr().IsLoopback()
 }
@@ -432,7 +447,7 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 	cands, err := s.srv.opts.Routes.Resolve(user)
 	if err != nil {
 		s.srv.log.Warn("no backend for user", zap.String("session", s.id), zap.String("user", user), zap.Error(err))
-		s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
+		s.srv.metrics.loginBy.get("unavailable").Inc()
 		s.respond(tag, "NO", "UNAVAILABLE", "No server available for this account, try again later.")
 		return nil
 	}
@@ -445,8 +460,8 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 		switch {
 		case err == nil && res.ok:
 			s.user, s.backend = user, b.Name
-			s.srv.metrics.logins.WithLabelValues("ok").Inc()
-			caps, deflate := filterCaps(res.caps, s.ln.Compress != CompressStrip && !s.srv.opts.DisableInspection)
+			s.srv.metrics.loginBy.get("ok").Inc()
+			caps, deflate := res.caps.filter(s.ln.Compress != CompressStrip && !s.srv.opts.DisableInspection)
 			s.compressOffered = deflate
 			if s.askedCapability {
 				s.writeLine("* CAPABILITY " + caps)
@@ -464,17 +479,17 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 				lvl = zap.ErrorLevel
 			}
 			s.srv.log.Log(lvl, "backend login failed", zap.String("session", s.id), zap.String("backend", b.Name), zap.Error(err))
-			s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
+			s.srv.metrics.loginBy.get("unavailable").Inc()
 			s.respond(tag, "NO", "UNAVAILABLE", "Server unavailable, try again later.")
 			return nil
 		}
 		switch res.code {
 		case "UNAVAILABLE", "LIMIT", "CONTACTADMIN":
-			s.srv.metrics.logins.WithLabelValues("refused").Inc()
+			s.srv.metrics.loginBy.get("refused").Inc()
 			s.respond(tag, "NO", res.code, oneLine(res.text))
 			return nil
 		}
-		s.srv.metrics.logins.WithLabelValues("auth_failed").Inc()
+		s.srv.metrics.loginBy.get("auth_failed").Inc()
 		s.authFailures++
 		s.srv.log.Info("login failed", zap.String("event", "login_failed"), zap.String("session", s.id), zap.String("user", user),
 			zap.String("backend", b.Name), zap.String("mechanism", cred.mech), zap.Int("failures", s.authFailures))
@@ -490,7 +505,7 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 		s.respond(tag, "NO", "AUTHENTICATIONFAILED", "Authentication failed.")
 		return nil
 	}
-	s.srv.metrics.logins.WithLabelValues("unavailable").Inc()
+	s.srv.metrics.loginBy.get("unavailable").Inc()
 	s.respond(tag, "NO", "UNAVAILABLE", "Server unavailable, try again later.")
 	return nil
 }
@@ -502,14 +517,12 @@ func (s *session) tryBackend(b *routing.Backend, cred credentials) (*backendConn
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, timeout)
-	defer cancel()
 	t0 := time.Now()
-	bc, err := dialBackend(ctx, b, s.srv.poller == nil)
+	bc, err := dialBackend(s.srv.ctx, t0.Add(timeout), b, s.srv.poller == nil)
 	if err != nil {
 		return nil, loginResult{}, err
 	}
-	s.srv.metrics.backendDial.WithLabelValues(b.Name).Observe(time.Since(t0).Seconds())
+	s.srv.metrics.dialBy.get(b.Name).Observe(time.Since(t0).Seconds())
 	s.mu.Lock()
 	s.back = bc.conn
 	s.mu.Unlock()

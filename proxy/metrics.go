@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,41 @@ type metrics struct {
 	inspectionLost    prometheus.Counter
 	panics            prometheus.CounterFunc
 	bytesIn, bytesOut prometheus.Counter
+
+	// Children of the vectors, looked up once: resolving label values
+	// hashes and locks on every call, several times per login.
+	commandCount *children[[2]string, prometheus.Counter]
+	commandTime  *children[string, prometheus.Observer]
+	activeBy     *children[string, prometheus.Gauge]
+	dialBy       *children[string, prometheus.Observer]
+	loginBy      *children[string, prometheus.Counter]
+}
+
+// children memoizes the children of a metric vector by label values. The
+// label values come from bounded sets (see commandLabel), so it never
+// grows without bound.
+type children[K comparable, V any] struct {
+	mu   sync.RWMutex
+	m    map[K]V
+	make func(K) V
+}
+
+func newChildren[K comparable, V any](make func(K) V) *children[K, V] {
+	return &children[K, V]{m: map[K]V{}, make: make}
+}
+
+func (c *children[K, V]) get(k K) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = c.make(k)
+	c.mu.Lock()
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
 }
 
 // knownCommands are the values of the command label; anything else is
@@ -89,6 +125,11 @@ func newMetrics() *metrics {
 	for _, r := range []string{"ok", "auth_failed", "unavailable", "refused"} {
 		m.logins.WithLabelValues(r)
 	}
+	m.commandCount = newChildren(func(k [2]string) prometheus.Counter { return m.commands.WithLabelValues(k[0], k[1]) })
+	m.commandTime = newChildren(func(k string) prometheus.Observer { return m.commandDuration.WithLabelValues(k) })
+	m.activeBy = newChildren(func(k string) prometheus.Gauge { return m.sessionsActive.WithLabelValues(k) })
+	m.loginBy = newChildren(func(k string) prometheus.Counter { return m.logins.WithLabelValues(k) })
+	m.dialBy = newChildren(func(k string) prometheus.Observer { return m.backendDial.WithLabelValues(k) })
 	return m
 }
 

@@ -281,7 +281,7 @@ func (sp *splice) resume(dir int, stay bool) {
 	sp.parkMu.Unlock()
 	if was {
 		sp.s.srv.poller.parked.Add(-1)
-		go sp.run(dir)
+		sp.s.srv.workers.run(func() { sp.run(dir) })
 	}
 }
 

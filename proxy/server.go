@@ -100,6 +100,7 @@ type Server struct {
 	// not park.
 	poller   *poller
 	quietBuf []*splice // parkQuiet's list, reused
+	workers  *workers
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -146,6 +147,7 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		workers:   newWorkers(ctx, opts.Log),
 		opts:      opts,
 		log:       opts.Log,
 		listeners: make(map[string]net.Listener),
@@ -219,6 +221,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.workers.wait()
 	s.mu.Lock()
 	p := s.poller
 	s.poller = nil
@@ -254,6 +257,7 @@ func (s *Server) Sessions() int {
 func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 	defer s.wg.Done()
 	var delay time.Duration
+	accepted := s.metrics.connections.WithLabelValues(l.Name)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -275,7 +279,7 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 			continue
 		}
 		delay = 0
-		s.metrics.connections.WithLabelValues(l.Name).Inc()
+		accepted.Inc()
 		sess := newSession(s, l, newParkConn(c))
 		s.mu.Lock()
 		if s.closed {
@@ -286,7 +290,7 @@ func (s *Server) acceptLoop(l Listener, ln net.Listener) {
 		s.conns[sess] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(sess)
+		s.workers.run(func() { s.serveConn(sess) })
 	}
 }
 

@@ -223,11 +223,11 @@ func (s *session) splice(bc *backendConn) {
 	s.sp.Store(sp)
 	s.extendRead(sp.idleTimeout())
 	sp.running.Store(2)
-	m.sessionsActive.WithLabelValues(s.backend).Inc()
-	go sp.run(dirBackend)
+	m.activeBy.get(s.backend).Inc()
+	s.srv.workers.run(func() { sp.run(dirBackend) })
 	// The session goroutine carries on as the client copier: one
-	// goroutine fewer to start per login. Its stack, grown by pre-auth and
-	// TLS, goes when the session parks.
+	// goroutine fewer to start per login. When the session parks, the
+	// goroutine goes back to the workers.
 	sp.run(dirClient)
 }
 
@@ -253,7 +253,7 @@ func (sp *splice) run(dir int) {
 		if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
 			s.srv.metrics.inspectionLost.Inc()
 		}
-		s.srv.metrics.sessionsActive.WithLabelValues(s.backend).Dec()
+		s.srv.metrics.activeBy.get(s.backend).Dec()
 		s.srv.endSession(s)
 	}()
 	if dir == dirBackend {
