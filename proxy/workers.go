@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +24,7 @@ const workerIdle = 5 * time.Second
 // collection while it waits.
 type workers struct {
 	handoff chan func()
+	started atomic.Int64 // goroutines started, ever
 	wg      sync.WaitGroup
 	ctx     context.Context
 	log     *zap.Logger
@@ -38,6 +40,7 @@ func (w *workers) run(task func()) {
 	case w.handoff <- task:
 	default:
 		w.wg.Add(1)
+		w.started.Add(1)
 		go w.loop(task)
 	}
 }

@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+func TestWorkersReuseGoroutines(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := newWorkers(ctx, zap.NewNop())
+	done := make(chan int, 3)
+	w.run(func() { done <- 1 })
+	<-done
+	waitFor(t, "the worker to wait for a task", func() bool { return waitingWorkers() == 1 })
+	w.run(func() { panic("task failed") })
+	waitFor(t, "the worker to survive a panic", func() bool { return waitingWorkers() == 1 })
+	w.run(func() { done <- 2 })
+	if got := <-done; got != 2 {
+		t.Fatalf("task %d ran", got)
+	}
+	if n := w.started.Load(); n != 1 {
+		t.Fatalf("%d goroutines started for tasks run one after the other, want 1", n)
+	}
+	// A task while the only worker is busy gets a goroutine of its own.
+	block := make(chan struct{})
+	w.run(func() { <-block })
+	waitFor(t, "the worker to take the blocking task", func() bool { return waitingWorkers() == 0 })
+	w.run(func() { done <- 3 })
+	<-done
+	close(block)
+	if n := w.started.Load(); n != 2 {
+		t.Fatalf("%d goroutines started, want 2", n)
+	}
+	cancel()
+	w.wait() // hangs if a worker ignores the context
+}
+
+// Sessions one after the other run on the same two goroutines (session
+// and backend copier).
+func TestSessionsReuseGoroutines(t *testing.T) {
+	fb := quietBackend(t)
+	p := startProxy(t, fakeBackends(fb), plainLogin)
+	for i := range 3 {
+		c := loginFakePlain(t, p)
+		runTranscript(t, c, []step{send("b NOOP\r\n"), expect("* 1 EXISTS"), expect("b OK")})
+		c.conn.Close()
+		waitFor(t, "both goroutines to wait for work", func() bool { return waitingWorkers() == 2 })
+		if n := p.srv.workers.started.Load(); n != 2 {
+			t.Fatalf("after session %d: %d goroutines started, want 2", i+1, n)
+		}
+	}
+}
+
+// waitingWorkers counts worker goroutines blocked waiting for a task.
+func waitingWorkers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "proxy.(*workers).loop(") {
+			n++
+		}
+	}
+	return n
+}
