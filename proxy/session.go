@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base32"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -81,17 +82,24 @@ type session struct {
 
 func newSession(s *Server, l Listener, c net.Conn) *session {
 	sess := &session{srv: s, ln: l, id: newSessionID(), start: time.Now(), raw: c, conn: c}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		sess.clientIP, sess.port = ip.Unmap(), ta.Port
+		sess.clientIPStr = sess.clientIP.String()
+	} else if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		sess.clientIP, sess.port = ap.Addr().Unmap(), int(ap.Port())
 		sess.clientIPStr = sess.clientIP.String()
 	}
 	return sess
 }
 
+// sessionIDEncoding is base32 (RFC 4648) in lower case, unpadded.
+var sessionIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
 func newSessionID() string {
 	var b [10]byte
 	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return sessionIDEncoding.EncodeToString(b[:])
 }
 
 func (s *session) setReason(r string) {
@@ -326,6 +334,14 @@ func (s *session) handleReadError(err error, maxBad int) bool {
 }
 
 func isTimeout(err error) bool {
+	// Fast paths first: errors.As walks the chain by reflection, and every
+	// session's last read ends in an error checked here.
+	if err == nil || err == io.EOF {
+		return false
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
