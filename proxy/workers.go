@@ -10,8 +10,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// workerIdle is how long a goroutine whose task ended waits for the next.
-const workerIdle = 5 * time.Second
+// workerIdle is how long a goroutine whose task ended waits for the next;
+// at most maxIdleWorkers wait at once (each holds a grown stack), the rest
+// exit at once: thousands of sessions parking together must not leave
+// thousands of goroutines behind.
+const (
+	workerIdle     = 5 * time.Second
+	maxIdleWorkers = 64
+)
 
 // workers runs session tasks (a connection's pre-auth and client copier,
 // a backend copier, a copier resuming from parking) on goroutines that are
@@ -25,6 +31,7 @@ const workerIdle = 5 * time.Second
 type workers struct {
 	handoff chan func()
 	started atomic.Int64 // goroutines started, ever
+	idle    atomic.Int64 // goroutines waiting for a task
 	wg      sync.WaitGroup
 	ctx     context.Context
 	log     *zap.Logger
@@ -50,6 +57,11 @@ func (w *workers) loop(task func()) {
 	var t *time.Timer
 	for {
 		w.do(task)
+		task = nil // the session it referred to can go
+		if w.idle.Add(1) > maxIdleWorkers {
+			w.idle.Add(-1)
+			return
+		}
 		if t == nil {
 			t = time.NewTimer(workerIdle)
 		} else {
@@ -57,9 +69,12 @@ func (w *workers) loop(task func()) {
 		}
 		select {
 		case task = <-w.handoff:
+			w.idle.Add(-1)
 		case <-t.C:
+			w.idle.Add(-1)
 			return
 		case <-w.ctx.Done():
+			w.idle.Add(-1)
 			t.Stop()
 			return
 		}

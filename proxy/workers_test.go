@@ -67,3 +67,31 @@ func waitingWorkers() int {
 	}
 	return n
 }
+
+// When many tasks end together, at most maxIdleWorkers goroutines stay.
+func TestWorkersIdleBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := newWorkers(ctx, zap.NewNop())
+	release := make(chan struct{})
+	n := 3 * maxIdleWorkers
+	for range n {
+		w.run(func() { <-release })
+	}
+	if got := w.started.Load(); got != int64(n) {
+		t.Fatalf("%d goroutines for %d blocked tasks", got, n)
+	}
+	close(release)
+	waitFor(t, "the surplus goroutines to exit", func() bool {
+		return waitingWorkers() == maxIdleWorkers && runningWorkers() == maxIdleWorkers
+	})
+	cancel()
+	w.wait()
+}
+
+// runningWorkers counts worker goroutines, waiting or not.
+func runningWorkers() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "proxy.(*workers).loop(")
+}
