@@ -39,11 +39,42 @@ func TestAppendLogTimeMatchesFormat(t *testing.T) {
 				nano   bool
 				layout string
 			}{{true, layoutRFC3339Nano}, {false, layoutISO8601}} {
-				got := string(appendLogTime(nil, tz, c.nano))
-				if want := tz.Format(c.layout); got != want {
+				want := tz.Format(c.layout)
+				if got := string(appendLogTime(nil, tz, c.nano)); got != want {
 					t.Fatalf("appendLogTime(%v, nano=%v) = %q, want %q", tz, c.nano, got, want)
+				}
+				cache := &isoCache
+				if c.nano {
+					cache = &nanoCache
+				}
+				// Twice: the second call is served from the cache.
+				for range 2 {
+					if got := string(cache.append(nil, tz)); got != want {
+						t.Fatalf("cached (%v, nano=%v) = %q, want %q", tz, c.nano, got, want)
+					}
 				}
 			}
 		}
+	}
+}
+
+// Lines within one second take the date and zone from the cache and only
+// print their own fraction.
+func TestSecondCacheWithinSecond(t *testing.T) {
+	z := time.FixedZone("IST", 5*3600+1800)
+	sec := time.Date(2026, 11, 26, 16, 21, 8, 0, z)
+	for _, ns := range []int{0, 5, 120000000, 999999999, 1000, 0} {
+		tt := sec.Add(time.Duration(ns))
+		if got, want := string(nanoCache.append(nil, tt)), tt.Format(layoutRFC3339Nano); got != want {
+			t.Fatalf("nano %d: %q, want %q", ns, got, want)
+		}
+		if got, want := string(isoCache.append(nil, tt)), tt.Format(layoutISO8601); got != want {
+			t.Fatalf("iso %d: %q, want %q", ns, got, want)
+		}
+	}
+	// The same instant in another zone is not taken from the cache.
+	tt := sec.Add(5).UTC()
+	if got, want := string(nanoCache.append(nil, tt)), tt.Format(layoutRFC3339Nano); got != want {
+		t.Fatalf("utc: %q, want %q", got, want)
 	}
 }
