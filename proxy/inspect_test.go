@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -107,5 +109,56 @@ func waitState(t *testing.T, s *session, want string, boundary bool) {
 			t.Fatalf("state %s boundary %v, want %s %v (pending %d idle %v)", st, b, want, boundary, sp.tracker.Pending(), sp.inIdle.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// blockingCore holds every audit command event until released.
+type blockingCore struct {
+	zapcore.Core
+	release <-chan struct{}
+	held    chan<- struct{}
+}
+
+func (c blockingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce.AddCore(e, c)
+}
+
+func (c blockingCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	if e.Message == "command" {
+		c.held <- struct{}{}
+		<-c.release
+	}
+	return c.Core.Write(e, f)
+}
+
+// A response reaches the client before its audit event is written: a slow
+// audit sink never delays commands. Events keep their order, and the
+// session's commands come before its session_end.
+func TestAuditAfterResponse(t *testing.T) {
+	release := make(chan struct{})
+	held := make(chan struct{}, 8)
+	obs, audit := observer.New(zap.InfoLevel)
+	p := startProxy(t, fakeBackends(quietBackend(t)), plainLogin, func(o *Options) {
+		o.Audit = zap.New(blockingCore{Core: obs, release: release, held: held})
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the proxy's own cleanup closes it
+	c := loginFakePlain(t, p)
+	c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	runTranscript(t, c, []step{send("b NOOP\r\n"), expect("* 1 EXISTS"), expect("b OK")})
+	<-held // the event for b is being written, and waits
+	unblock()
+	runTranscript(t, c, []step{send("c NOOP\r\n"), expect("* 1 EXISTS"), expect("c OK")})
+	c.conn.Close()
+	waitLog(t, p, "session_end", "reason", "client_eof")
+	waitFor(t, "the audit session_end", func() bool { return audit.FilterMessage("session_end").Len() == 1 })
+	var got []string
+	for _, e := range audit.All() {
+		tag, _ := e.ContextMap()["tag"].(string)
+		got = append(got, e.Message+" "+tag)
+	}
+	if want := "session_start ,command b,command c,session_end "; strings.Join(got, ",") != want {
+		t.Fatalf("audit events %q, want %q", strings.Join(got, ","), want)
 	}
 }

@@ -178,6 +178,48 @@ type splice struct {
 	running atomic.Int32 // copiers not ended (parked ones count)
 	parkMu  sync.Mutex
 	park    [2]parkState
+
+	// Completed commands wait here until the bytes that completed them
+	// are forwarded (recordCompleted): logging never delays a response.
+	doneMu    sync.Mutex
+	done      []*imapwire.Exchange
+	undone    atomic.Int32 // len(done), read without the lock
+	recordMu  sync.Mutex   // one copier records at a time, in order
+	doneSpare []*imapwire.Exchange
+}
+
+// completed is the tracker's OnComplete: it queues the command.
+func (sp *splice) completed(ex *imapwire.Exchange) {
+	sp.doneMu.Lock()
+	sp.done = append(sp.done, ex)
+	sp.undone.Add(1)
+	sp.doneMu.Unlock()
+}
+
+// recordCompleted records the queued commands (audit events, metrics), in
+// the order they completed. Copiers call it after each forward and when
+// they stop.
+func (sp *splice) recordCompleted() {
+	if sp.undone.Load() == 0 {
+		return
+	}
+	sp.recordMu.Lock()
+	defer sp.recordMu.Unlock()
+	for {
+		sp.doneMu.Lock()
+		batch := sp.done
+		sp.done = sp.doneSpare[:0]
+		sp.undone.Store(0)
+		sp.doneMu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, ex := range batch {
+			sp.s.onCommand(ex)
+		}
+		clear(batch)
+		sp.doneSpare = batch[:0]
+	}
 }
 
 // splice forwards the logged-in session until it ends or parks; the
@@ -191,7 +233,7 @@ func (s *session) splice(bc *backendConn) {
 	sp.cw.out = s.conn
 	sp.cw.framer.T = &sp.tracker
 	sp.client.T = &sp.tracker
-	sp.tracker.OnComplete = s.onCommand
+	sp.tracker.OnComplete = sp.completed
 	if s.srv.opts.DisableInspection {
 		sp.tracker.Lose()
 	}
@@ -250,6 +292,7 @@ func (sp *splice) run(dir int) {
 		}
 		sp.client.Finish()
 		sp.tracker.Finish()
+		sp.safely(sp.recordCompleted)
 		if sp.tracker.Lost() && !s.srv.opts.DisableInspection {
 			s.srv.metrics.inspectionLost.Inc()
 		}
@@ -261,6 +304,19 @@ func (sp *splice) run(dir int) {
 	} else {
 		parked = sp.copyClientToBackend()
 	}
+	sp.recordCompleted()
+}
+
+// safely runs f, recovering and counting a panic: for work done after a
+// copier's own recover.
+func (sp *splice) safely(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicsTotal.Add(1)
+			sp.s.srv.log.Error("panic in copier", zap.String("session", sp.s.id), zap.Any("panic", r))
+		}
+	}()
+	f()
 }
 
 // read reads the next chunk of direction dir, letting the read give up
@@ -297,7 +353,9 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 				s.extendRead(sp.idleTimeout())
 			}
 			sp.park[dirBackend].quiet = false
-			if werr := sp.cw.forward(buf[:n]); werr != nil {
+			werr := sp.cw.forward(buf[:n])
+			sp.recordCompleted()
+			if werr != nil {
 				sp.endClientGone(werr)
 				return false
 			}
@@ -388,7 +446,9 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 		n, err := sp.read(dirClient, sp.src, buf)
 		if n > 0 {
 			sp.park[dirClient].quiet = false
-			if werr := sp.forwardClient(buf[:n]); werr != nil {
+			werr := sp.forwardClient(buf[:n])
+			sp.recordCompleted()
+			if werr != nil {
 				sp.clientEnded(werr, true)
 				return false
 			}
