@@ -4,7 +4,13 @@
 #
 #   scripts/bench.sh           full suite (3 rounds; about 6-9 minutes on 2 cores)
 #   scripts/bench.sh --quick   CI smoke mode (about 30-60 s): every target must
-#                              work with zero errors and zero lost sessions
+#                              work with zero errors and zero lost sessions,
+#                              and `imapedge-bench ab` must run
+#
+# To measure one change, compare two builds with imapedge-bench ab:
+#   go build -o /tmp/old/imapedge ./cmd/imapedge   (before the change)
+#   go build -o /tmp/new/imapedge ./cmd/imapedge   (after)
+#   go run ./cmd/imapedge-bench ab -a /tmp/old/imapedge -b /tmp/new/imapedge
 #
 # Installs Dovecot (scripts/install-test-deps.sh) and haproxy, nginx and
 # libnginx-mod-mail from Debian's packages if missing, builds imapedge and
@@ -22,7 +28,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--quick | -quick) quick=(-quick) ;;
 	-h | --help)
-		sed -n '2,16p' "$0"
+		sed -n '2,22p' "$0"
 		exit 0
 		;;
 	*) extra+=("$arg") ;;
@@ -91,4 +97,10 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 grep -v '^{' "$tmp/stdout" >"$report" || true
+if ((status == 0 && ${#quick[@]} > 0)); then
+	# The A/B comparison (imapedge-bench ab) works too: the binary against
+	# itself, tiny sizes.
+	log "smoke-testing imapedge-bench ab"
+	"$tmp/imapedge-bench" ab -a "$tmp/imapedge" -b "$tmp/imapedge" -rounds 1 -logins 20 -noops 50 || status=$?
+fi
 exit "$status"

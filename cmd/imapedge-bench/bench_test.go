@@ -4,6 +4,8 @@ import (
 	"bufio"
 	mrand "math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -274,6 +276,29 @@ func TestMessageSize(t *testing.T) {
 		}
 		if !strings.Contains(string(m), "\r\n\r\n") {
 			t.Errorf("message(%d) has no header/body separator", size)
+		}
+	}
+}
+
+// ab refuses bad arguments before it starts anything.
+func TestABArguments(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "imapedge")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-a", bin}, "-a OLD and -b NEW are required"},
+		{[]string{"-a", bin, "-b", bin, "-front", "ssl"}, `-front "ssl"`},
+		{[]string{"-a", bin, "-b", bin, "-rounds", "0"}, "-rounds must be at least 1"},
+		{[]string{"-a", bin, "-b", bin, "-logins", "0", "-noops", "0"}, "-logins or -noops positive"},
+		{[]string{"-a", bin, "-b", t.TempDir()}, "not a file"},
+	} {
+		err := abMain(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ab %q: %v, want an error about %q", c.args, err, c.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@
 // in TCP mode and nginx's mail proxy, all on loopback on this machine.
 //
 //	imapedge-bench suite [-quick] [-rounds 3] [-idle 2000] [-idle-full 8000] [-json FILE] [-imapedge PATH]
+//	imapedge-bench ab -a OLD -b NEW [-rounds 7] [-logins 3000] [-noops 3000] [-front plain|tls]
 //	imapedge-bench authhttp -listen 127.0.0.1:0 -server 127.0.0.1 -port N
 //
 // suite starts a private Dovecot (proxy/dovecottest), seeds its mailboxes,
@@ -10,6 +11,11 @@
 // rotating order, prints one JSON line per run and a markdown table of
 // medians with imapedge's ratios, and tears everything down, also on
 // SIGINT. scripts/bench.sh installs the peers and runs it.
+//
+// ab compares two imapedge binaries in front of one Dovecot, the two
+// taking turns run by run (logins) and NOOP by NOOP, and prints medians,
+// the ratio of CPU per login and the per-round latency differences: for
+// measuring one change, where the suite's noise is larger than the effect.
 //
 // authhttp is the responder nginx's auth_http asks: every request gets
 // "Auth-Status: OK" and the given Auth-Server and Auth-Port.
@@ -28,6 +34,7 @@ import (
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   imapedge-bench suite [-quick] [-rounds 3] [-idle 2000] [-idle-full 8000] [-json FILE] [-imapedge PATH]
+  imapedge-bench ab -a OLD -b NEW [-rounds 7] [-logins 3000] [-noops 3000] [-front plain|tls]
   imapedge-bench authhttp -listen 127.0.0.1:0 -server 127.0.0.1 -port N
 `)
 }
@@ -41,6 +48,8 @@ func main() {
 	switch os.Args[1] {
 	case "suite":
 		err = suiteMain(os.Args[2:])
+	case "ab":
+		err = abMain(os.Args[2:])
 	case "authhttp":
 		err = authHTTPMain(os.Args[2:])
 	case "reap":

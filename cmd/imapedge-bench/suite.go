@@ -170,38 +170,12 @@ func (s *suite) setUp() error {
 	reaper.addDir(dir)
 	cleanup.push(func() { s.removeDir(dir) })
 
-	var pw [18]byte
-	if _, err := rand.Read(pw[:]); err != nil {
-		return err
-	}
-	password := hex.EncodeToString(pw[:])
-	var users []dovecottest.User
-	var names []string
-	for i := range numUsers {
-		name := fmt.Sprintf("bench%02d", i)
-		users = append(users, dovecottest.User{Name: name, Password: password})
-		names = append(names, name)
-	}
-
 	step := time.Now()
-	d, err := dovecottest.Launch(dovecottest.Options{Users: users, ExtraConfig: dovecotExtra})
+	d, names, password, pgid, err := launchDovecot(s.removeDir)
 	if err != nil {
 		return err
 	}
 	s.dovecot = d
-	reaper.addDir(d.Dir)
-	pgid, err := dovecotMasterPID(d.Dir)
-	if err == nil {
-		reaper.addGroup(pgid)
-	}
-	cleanup.push(func() {
-		d.Stop()
-		reaper.removeGroup(pgid)
-		s.removeDir(d.Dir)
-	})
-	if err != nil {
-		return err
-	}
 	progress("dovecot: plain %s, tls %s, master pid %d (%.1fs)", d.Addr, d.TLSAddr, pgid, time.Since(step).Seconds())
 
 	step = time.Now()
@@ -210,29 +184,9 @@ func (s *suite) setUp() error {
 	}
 	progress("seeded %d mailboxes; %s has %d messages of %d KiB (%.1fs)", numUsers, names[0], s.sz.fetchMsgs, s.sz.fetchMsgSize>>10, time.Since(step).Seconds())
 
-	cert, err := writeSelfSigned(dir)
+	cert, tlsConf, err := proxyCerts(dir, d.CAFile)
 	if err != nil {
 		return err
-	}
-	roots := x509.NewCertPool()
-	leaf, err := x509.ParseCertificate(cert.der)
-	if err != nil {
-		return err
-	}
-	roots.AddCert(leaf)
-	caPEM, err := os.ReadFile(d.CAFile)
-	if err != nil {
-		return err
-	}
-	roots.AppendCertsFromPEM(caPEM)
-	tlsConf := &tls.Config{
-		RootCAs:    roots,
-		ServerName: "localhost",
-		MinVersion: tls.VersionTLS12,
-		// The same key exchange everywhere: Go would offer X25519MLKEM768,
-		// which only imapedge (Go) would pick. No session cache: every
-		// connection does a full handshake.
-		CurvePreferences: []tls.CurveID{tls.X25519},
 	}
 
 	_, portStr, _ := net.SplitHostPort(d.Addr)
@@ -647,4 +601,69 @@ func message(rng *mrand.Rand, user string, k, size int) []byte {
 		msg = append(msg, 'x') // size-len was 1
 	}
 	return msg[:size]
+}
+
+// launchDovecot starts the private Dovecot with numUsers users sharing a
+// random password, registered for teardown (removeDir removes its
+// directory). It returns the user names and the master's process group.
+func launchDovecot(removeDir func(string)) (d *dovecottest.Server, names []string, password string, pgid int, err error) {
+	var pw [18]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return nil, nil, "", 0, err
+	}
+	password = hex.EncodeToString(pw[:])
+	var users []dovecottest.User
+	for i := range numUsers {
+		name := fmt.Sprintf("bench%02d", i)
+		users = append(users, dovecottest.User{Name: name, Password: password})
+		names = append(names, name)
+	}
+	d, err = dovecottest.Launch(dovecottest.Options{Users: users, ExtraConfig: dovecotExtra})
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	reaper.addDir(d.Dir)
+	pgid, err = dovecotMasterPID(d.Dir)
+	if err == nil {
+		reaper.addGroup(pgid)
+	}
+	cleanup.push(func() {
+		d.Stop()
+		reaper.removeGroup(pgid)
+		removeDir(d.Dir)
+	})
+	if err != nil {
+		return nil, nil, "", 0, err
+	}
+	return d, names, password, pgid, nil
+}
+
+// proxyCerts writes the proxies' self-signed certificate into dir and
+// returns it with the load generator's TLS configuration, which trusts it
+// and Dovecot's CA.
+func proxyCerts(dir, dovecotCA string) (certFiles, *tls.Config, error) {
+	cert, err := writeSelfSigned(dir)
+	if err != nil {
+		return cert, nil, err
+	}
+	roots := x509.NewCertPool()
+	leaf, err := x509.ParseCertificate(cert.der)
+	if err != nil {
+		return cert, nil, err
+	}
+	roots.AddCert(leaf)
+	caPEM, err := os.ReadFile(dovecotCA)
+	if err != nil {
+		return cert, nil, err
+	}
+	roots.AppendCertsFromPEM(caPEM)
+	return cert, &tls.Config{
+		RootCAs:    roots,
+		ServerName: "localhost",
+		MinVersion: tls.VersionTLS12,
+		// The same key exchange everywhere: Go would offer X25519MLKEM768,
+		// which only imapedge (Go) would pick. No session cache: every
+		// connection does a full handshake.
+		CurvePreferences: []tls.CurveID{tls.X25519},
+	}, nil
 }
