@@ -196,11 +196,7 @@ func BenchmarkLogin(b *testing.B) {
 			c.Write([]byte(tag + " OK done\r\n"))
 		}
 	})
-	p := startProxy(b, fakeBackends(fb), func(o *Options) {
-		o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
-		o.Audit = benchAudit()
-		o.Log = benchAudit()
-	})
+	p := startProxy(b, fakeBackends(fb), plainLogin, benchLogging)
 	addr := p.srv.Addr("plain").String()
 	b.ResetTimer()
 	for b.Loop() {
@@ -240,11 +236,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		br.ReadString('\n')
 		c.Write([]byte(tag + " OK done\r\n"))
 	})
-	p := startProxy(b, fakeBackends(fb), func(o *Options) {
-		o.Policy.PlaintextAuthNetworks = mustNetworks(b, "127.0.0.0/8")
-		o.Audit = benchAudit()
-		o.Log = benchAudit()
-	})
+	p := startProxy(b, fakeBackends(fb), plainLogin, benchLogging)
 	addr := p.srv.Addr("plain").String()
 	var conns []net.Conn
 	defer func() {

@@ -241,6 +241,13 @@ func testutilCounter(t testing.TB, p *testProxy, name string) float64 {
 	return 0
 }
 
+// benchLogging makes the proxy encode its log lines and audit events and
+// throw the bytes away, so benchmarks pay for them.
+func benchLogging(o *Options) {
+	o.Audit = benchAudit()
+	o.Log = benchAudit()
+}
+
 // benchAudit is an audit logger that encodes every event and throws the
 // bytes away, so benchmarks pay for the events.
 func benchAudit() *zap.Logger {
