@@ -251,12 +251,6 @@ func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(),
 	if !ac.Commands {
 		return nil, func() {}, nil
 	}
-	encCfg := zapcore.EncoderConfig{
-		TimeKey:        "ts",
-		EncodeTime:     rfc3339NanoEncoder,
-		EncodeDuration: zapcore.MillisDurationEncoder,
-		LineEnding:     zapcore.DefaultLineEnding,
-	}
 	var ws zapcore.WriteSyncer
 	closeFile := func() {}
 	switch ac.Output {
@@ -273,8 +267,21 @@ func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(),
 		closeFile = func() { f.Close() }
 	}
 	buf := &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(encCfg), buf, zapcore.DebugLevel), zap.ErrorOutput(zapcore.AddSync(stderr)))
+	enc := newFastJSON(auditEncoderConfig(), &nanoCache)
+	log := zap.New(zapcore.NewCore(enc, buf, zapcore.DebugLevel), zap.ErrorOutput(zapcore.AddSync(stderr)))
 	return log, func() { buf.Stop(); closeFile() }, nil
+}
+
+// auditEncoderConfig is the audit stream's format: no level or message
+// key (the event field says what happened), RFC 3339 times with
+// nanoseconds.
+func auditEncoderConfig() zapcore.EncoderConfig {
+	return zapcore.EncoderConfig{
+		TimeKey:        "ts",
+		EncodeTime:     rfc3339NanoEncoder,
+		EncodeDuration: zapcore.MillisDurationEncoder,
+		LineEnding:     zapcore.DefaultLineEnding,
+	}
 }
 
 // startAdmin serves /metrics, /healthz and /readyz on address.
@@ -308,7 +315,7 @@ func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), 
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	} else {
-		enc = zapcore.NewJSONEncoder(encCfg)
+		enc = newFastJSON(encCfg, &isoCache)
 	}
 	var ws zapcore.WriteSyncer
 	closeFn := func() {}
