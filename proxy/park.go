@@ -171,18 +171,18 @@ func (sp *splice) setBackRead(t time.Time) {
 }
 
 // startCompress marks the client leg compressed (client copier, on
-// COMPRESS). A nudge already under way is undone first: its timeout must
-// not reach the DEFLATE reader.
+// COMPRESS). A nudge already under way is undone and the socket's read
+// deadline set to the session's: an early timeout must not reach the
+// DEFLATE reader, whose errors are final.
 func (sp *splice) startCompress() {
 	sp.parkMu.Lock()
 	sp.compressed.Store(true)
 	st := &sp.park[dirClient]
-	nudged := st.nudged
 	st.nudged = false
 	sp.parkMu.Unlock()
-	if nudged {
-		sp.restoreRead(sp.s.conn, &sp.s.readDeadline)
-	}
+	// The socket's deadline may be one extendRead did not move (or a
+	// nudge's): from here on it must be the session's own.
+	sp.restoreRead(sp.s.conn, &sp.s.readDeadline)
 	sp.startInflate = true
 }
 

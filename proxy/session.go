@@ -76,6 +76,7 @@ type session struct {
 	back            net.Conn // backend connection once logged in
 	sp              atomic.Pointer[splice]
 	readDeadline    atomic.Int64 // client idle deadline (UnixNano) while logged in
+	readArmed       atomic.Bool  // the client socket has a read deadline (extendRead)
 	compressOffered bool         // COMPRESS=DEFLATE advertised after login
 	pendingReason   string       // reason used when the client leaves before login
 }
@@ -127,11 +128,20 @@ func (s *session) abort() {
 	}
 }
 
-// extendRead moves the client read deadline to now+d unless the session
-// is being stopped.
+// extendRead moves the client's idle deadline to now+d. The socket's own
+// read deadline is set only the first time (and on a compressed leg,
+// where a timeout cannot be retried): one that fires before the deadline
+// the session wants is set again by the client copier (rearmClient), so a
+// busy session does not pay a timer update for every chunk it sends.
 func (s *session) extendRead(d time.Duration) {
 	t := time.Now().Add(d)
 	s.readDeadline.Store(t.UnixNano())
+	if s.readArmed.Load() {
+		if sp := s.sp.Load(); sp == nil || !sp.compressed.Load() {
+			return
+		}
+	}
+	s.readArmed.Store(true)
 	s.conn.SetReadDeadline(t)
 	if s.stopping.Load() {
 		s.conn.SetReadDeadline(time.Unix(1, 0))

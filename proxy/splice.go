@@ -461,7 +461,7 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 			}
 			continue
 		}
-		if err != nil && sp.takeNudge(dirClient, err) {
+		if err != nil && (sp.takeNudge(dirClient, err) || sp.rearmClient(err)) {
 			continue
 		}
 		if err != nil {
@@ -469,6 +469,19 @@ func (sp *splice) copyClientToBackend() (parked bool) {
 			return false
 		}
 	}
+}
+
+// rearmClient handles a client read timeout that came before the idle
+// deadline the session wants (extendRead moves that one without touching
+// the socket): it sets the socket's deadline to the wanted one and reports
+// true, so the copier reads on.
+func (sp *splice) rearmClient(err error) bool {
+	s := sp.s
+	if !isTimeout(err) || s.stopping.Load() || sp.compressed.Load() || s.readDeadline.Load() <= time.Now().UnixNano() {
+		return false
+	}
+	sp.restoreRead(s.conn, &s.readDeadline)
+	return true
 }
 
 // clientEnded handles the end of the client stream.

@@ -215,6 +215,31 @@ func TestIdleTimeout(t *testing.T) {
 	waitLog(t, p, "session_end", "reason", "idle_timeout")
 }
 
+// TestIdleTimeoutMovedByClient: commands keep a session alive well past
+// its idle timeout (the socket deadline moves lazily and is set again when
+// it fires early), and the timeout still ends it once the client stops.
+func TestIdleTimeoutMovedByClient(t *testing.T) {
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(l, " ")
+			c.Write([]byte(tag + " OK noop\r\n"))
+		}
+	})
+	p := startProxy(t, fakeBackends(fb), func(o *Options) { o.Policy.IdleTimeout = 300 * time.Millisecond })
+	c := loginFake(t, p)
+	for i := range 8 {
+		time.Sleep(120 * time.Millisecond)
+		tag := fmt.Sprintf("n%d", i)
+		runTranscript(t, c, []step{send(tag + " NOOP\r\n"), expect(tag + " OK noop")})
+	}
+	runTranscript(t, c, []step{expect("* BYE Autologout"), closed})
+	waitLog(t, p, "session_end", "reason", "idle_timeout")
+}
+
 func TestIdleKeptAliveByBackendDuringIDLE(t *testing.T) {
 	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
 		l, _ := br.ReadString('\n') // i IDLE
