@@ -383,6 +383,9 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 func (sp *splice) backendEnded(err error) {
 	s := sp.s
 	sp.backDone.Store(true)
+	if err == io.EOF {
+		s.backEOF.Store(true)
+	}
 	switch {
 	case sp.cw.framer.SawBye() && sp.logoutSent.Load():
 		s.setReason(reasonLogout)

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,6 +240,36 @@ func TestIdleTimeoutMovedByClient(t *testing.T) {
 	}
 	runTranscript(t, c, []step{expect("* BYE Autologout"), closed})
 	waitLog(t, p, "session_end", "reason", "idle_timeout")
+}
+
+// TestBackendResetAfterLogout: once the backend has closed its side
+// (after LOGOUT), imapedge closes its own with a reset, not a FIN, so the
+// backend keeps no TIME_WAIT socket. The fake backend half-closes and
+// reads on: a FIN would show as EOF, a reset as ECONNRESET. The client
+// still gets the whole answer and a normal close.
+func TestBackendResetAfterLogout(t *testing.T) {
+	backErr := make(chan error, 1)
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		l, _ := br.ReadString('\n')
+		tag, _, _ := strings.Cut(l, " ")
+		c.Write([]byte("* BYE Logging out\r\n" + tag + " OK Logout completed.\r\n"))
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := br.ReadByte()
+		backErr <- err
+	})
+	p := startProxy(t, fakeBackends(fb))
+	c := loginFake(t, p)
+	runTranscript(t, c, []step{send("z LOGOUT\r\n"), expect("* BYE Logging out"), expect("z OK Logout completed."), closed})
+	select {
+	case err := <-backErr:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("backend read after its close: %v, want ECONNRESET", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend script did not finish")
+	}
+	waitLog(t, p, "session_end", "reason", "logout")
 }
 
 func TestIdleKeptAliveByBackendDuringIDLE(t *testing.T) {
