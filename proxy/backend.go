@@ -32,6 +32,20 @@ type backendConn struct {
 	tls  bool
 }
 
+// logLogin writes the login line; the client's ID fields only when it
+// sent some (as on session_end), so that the usual line has only plain
+// fields (see cmd/imapedge's fastJSON).
+func (s *session) logLogin(user, backend, mech string) {
+	fields := [6]zap.Field{zap.String("event", "login"), zap.String("session", s.id), zap.String("user", user),
+		zap.String("backend", backend), zap.String("mechanism", mech)}
+	n := 5
+	if len(s.clientID) > 0 {
+		fields[n] = zap.Strings("client_id", s.clientID)
+		n++
+	}
+	s.srv.log.Info("login", fields[:n]...)
+}
+
 // connectError is a failure before any credentials were sent: the next
 // candidate backend may be tried.
 type connectError struct{ err error }
@@ -467,8 +481,7 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 				s.writeLine("* CAPABILITY " + caps)
 			}
 			s.respond(tag, "OK", "CAPABILITY "+caps, "Logged in")
-			s.srv.log.Info("login", zap.String("event", "login"), zap.String("session", s.id), zap.String("user", user),
-				zap.String("backend", b.Name), zap.String("mechanism", cred.mech), zap.Strings("client_id", s.clientID))
+			s.logLogin(user, b.Name, cred.mech)
 			return bc
 		case errors.As(err, &ce):
 			s.srv.log.Warn("backend unreachable", zap.String("session", s.id), zap.String("backend", b.Name), zap.Error(err))

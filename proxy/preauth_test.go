@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +179,30 @@ func TestPreauthTimeoutMidLiteral(t *testing.T) {
 	p := startProxy(t, memBackends(be.addr), func(o *Options) { o.Policy.Preauth.Timeout = 300 * time.Millisecond })
 	c := p.dial(t, "imaps")
 	runTranscript(t, c, []step{expect("* OK"), send("a LOGIN {10}\r\n"), expect("+"), send("abc"), expect("* BYE"), closed})
+}
+
+// TestLoginLineClientID: the login line names the client's ID fields when
+// it sent some, and has no client_id field otherwise.
+func TestLoginLineClientID(t *testing.T) {
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) { br.ReadString('\n') })
+	p := startProxy(t, fakeBackends(fb))
+	loginFake(t, p)
+	c := p.dial(t, "imaps")
+	runTranscript(t, c, []step{expect("* OK"), send("i ID (\"name\" \"Thunderbird\")\r\n"), expect("* ID"), expect("i OK"),
+		send("a LOGIN u pw\r\n"), expect("a OK")})
+	waitFor(t, "two login lines", func() bool { return p.logs.FilterMessage("login").Len() == 2 })
+	var with, without int
+	for _, e := range p.logs.FilterMessage("login").All() {
+		switch id, ok := e.ContextMap()["client_id"]; {
+		case !ok:
+			without++
+		case fmt.Sprint(id) == "[name Thunderbird]":
+			with++
+		default:
+			t.Errorf("client_id %v", id)
+		}
+	}
+	if with != 1 || without != 1 {
+		t.Errorf("login lines with client_id %d, without %d; want 1 and 1", with, without)
+	}
 }
