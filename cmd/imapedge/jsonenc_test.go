@@ -2,14 +2,18 @@ package main
 
 import (
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/imapedge/imapedge/cmd/imapedge/config"
 )
 
 // encoderConfigs are the operational log's and the audit stream's
@@ -158,8 +162,11 @@ func TestFastJSONFallback(t *testing.T) {
 
 type lineSink struct{ lines []string }
 
-func (s *lineSink) Write(p []byte) (int, error) { s.lines = append(s.lines, string(p)); return len(p), nil }
-func (s *lineSink) Sync() error                 { return nil }
+func (s *lineSink) Write(p []byte) (int, error) {
+	s.lines = append(s.lines, string(p))
+	return len(p), nil
+}
+func (s *lineSink) Sync() error { return nil }
 
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
@@ -188,5 +195,37 @@ func BenchmarkAuditCommandLine(b *testing.B) {
 				buf.Free()
 			}
 		})
+	}
+}
+
+// TestLogFiles: with file outputs, every line is in the files once the
+// loggers are closed, in the fast path's format (the periodic flush
+// writes without fsync; closing syncs).
+func TestLogFiles(t *testing.T) {
+	dir := t.TempDir()
+	logPath, auditPath := dir+"/imapedge.log", dir+"/audit.log"
+	log, closeLog, err := buildLogger(config.Log{Level: "info", Format: "json", Output: logPath}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, closeAudit, err := buildAudit(config.Audit{Commands: true, Output: auditPath}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		log.Info("session_end", zap.Int("n", i), zap.String("user", "u\"1"))
+		audit.Info("command", zap.String("event", "command"), zap.Int("n", i))
+	}
+	closeLog()
+	closeAudit()
+	for path, want := range map[string]string{logPath: `"msg":"session_end","n":99,"user":"u\"1"}`, auditPath: `"event":"command","n":99}`} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		if len(lines) != 100 || !strings.HasSuffix(lines[99], want) {
+			t.Errorf("%s: %d lines, last %q; want 100, ending %s", path, len(lines), lines[len(lines)-1], want)
+		}
 	}
 }

@@ -244,6 +244,16 @@ func buildPolicy(cfg *config.Config) *policy.Policy {
 	return p
 }
 
+// flushOnly is a log file for zapcore.BufferedWriteSyncer: its
+// once-a-second flush writes the buffered lines but does not fsync(2)
+// the file, which on a busy disk can stall for far longer than a second
+// (nginx and Dovecot do not fsync their logs either). The file is synced
+// once when the log is closed.
+type flushOnly struct{ f *os.File }
+
+func (w flushOnly) Write(p []byte) (int, error) { return w.f.Write(p) }
+func (flushOnly) Sync() error                   { return nil }
+
 // buildAudit makes the audit event stream: flat JSON objects, one per
 // line, never sampled, flushed at least once a second and on exit. It
 // returns a nil logger when audit.commands is false.
@@ -263,8 +273,8 @@ func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(),
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit.output: %w", err)
 		}
-		ws = f
-		closeFile = func() { f.Close() }
+		ws = flushOnly{f}
+		closeFile = func() { f.Sync(); f.Close() }
 	}
 	buf := &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
 	enc := newFastJSON(auditEncoderConfig(), &nanoCache)
@@ -329,8 +339,8 @@ func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), 
 		if err != nil {
 			return nil, nil, fmt.Errorf("log.output: %w", err)
 		}
-		ws = zapcore.Lock(f)
-		closeFn = func() { f.Close() }
+		ws = flushOnly{f}
+		closeFn = func() { f.Sync(); f.Close() }
 	}
 	// Buffered: a busy edge logs two or three lines per session, and a
 	// write(2) each is measurable per login. Flushed every second, when
