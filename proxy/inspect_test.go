@@ -96,6 +96,15 @@ func onlySession(t *testing.T, p *testProxy) *session {
 	return nil
 }
 
+// onlySplice waits for the only session's splice: the client may read
+// the login answer before the session goroutine has set it up.
+func onlySplice(t *testing.T, p *testProxy) *splice {
+	t.Helper()
+	s := onlySession(t, p)
+	waitFor(t, "the session's splice", func() bool { return s.sp.Load() != nil })
+	return s.sp.Load()
+}
+
 func waitState(t *testing.T, s *session, want string, boundary bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

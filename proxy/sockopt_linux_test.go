@@ -73,7 +73,7 @@ func checkKeepAlive(t *testing.T, c *net.TCPConn, on bool) {
 func TestBackendKeepAliveWhenParked(t *testing.T) {
 	p := startProxy(t, fakeBackends(idleBackend(t, nil)), plainLogin)
 	c := loginFakePlain(t, p)
-	sp := onlySession(t, p).sp.Load()
+	sp := onlySplice(t, p)
 	back := sp.park[dirBackend].pc.TCPConn
 	checkKeepAlive(t, back, false)
 	runTranscript(t, c, []step{send("i IDLE\r\n"), expect("+ idling")})

@@ -208,12 +208,15 @@ func (sp *splice) recordCompleted() {
 	for {
 		sp.doneMu.Lock()
 		batch := sp.done
-		sp.done = sp.doneSpare[:0]
-		sp.undone.Store(0)
-		sp.doneMu.Unlock()
 		if len(batch) == 0 {
+			sp.doneMu.Unlock()
 			return
 		}
+		// The spare array goes to done: from here on completed appends
+		// to it, never to the batch being recorded.
+		sp.done, sp.doneSpare = sp.doneSpare[:0], nil
+		sp.undone.Store(0)
+		sp.doneMu.Unlock()
 		for _, ex := range batch {
 			sp.s.onCommand(ex)
 		}

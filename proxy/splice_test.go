@@ -456,3 +456,61 @@ func TestBackendLoginCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBothDirectionsFull: the backend writes a large answer before it
+// reads on, while the client keeps sending long command lines and reading
+// answers. The client copier's writes then wait for the backend, whose
+// writes wait for the backend copier: nothing the backend copier waits
+// for (parseMu) may be held across such a write.
+func TestBothDirectionsFull(t *testing.T) {
+	const lines, lineLen = 16000, 512 // whole lines per read: the fast path
+	const answer = 16 << 20
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		l, _ := br.ReadString('\n') // b BIG
+		tag, _, _ := strings.Cut(l, " ")
+		junk := "* OK " + strings.Repeat("x", 1019) + "\r\n"
+		w := bufio.NewWriterSize(c, 64<<10)
+		for n := 0; n < answer; n += len(junk) {
+			w.WriteString(junk)
+		}
+		w.WriteString(tag + " OK big\r\n")
+		w.Flush()
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, _, _ := strings.Cut(l, " ")
+			c.Write([]byte(tag + " OK\r\n"))
+		}
+	})
+	p := startProxy(t, fakeBackends(fb), plainLogin)
+	c := loginFakePlain(t, p)
+	c.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	sent := make(chan error, 1)
+	go func() {
+		line := []byte("n NOOP " + strings.Repeat("y", lineLen-9) + "\r\n")
+		_, err := c.conn.Write([]byte("b BIG\r\n"))
+		for i := 0; i < lines && err == nil; i++ {
+			_, err = c.conn.Write(line)
+		}
+		sent <- err
+	}()
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	oks := 0
+	for oks < lines {
+		l, err := br.ReadSlice('\n')
+		if err != nil {
+			t.Fatalf("after %d answers: %v", oks, err)
+		}
+		if strings.HasPrefix(string(l), "n OK") {
+			oks++
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if sp := onlySplice(t, p); sp.tracker.Lost() {
+		t.Error("inspection lost")
+	}
+}
