@@ -76,13 +76,24 @@ type clientWriter struct {
 	after func()
 }
 
-// forward feeds p to the framer, then writes it. The framer sees a
-// continuation request before the client can react to it.
+// forward writes p to the client and feeds it to the framer. Usually the
+// write comes first, so that following the stream is not part of the
+// round trip; when the client's next bytes may depend on what p says
+// (a continuation request, the answer to a synchronizing literal or IDLE,
+// a change of the selected mailbox: Tracker.OrderSensitive), the framer
+// sees p before the client can react to it.
 func (w *clientWriter) forward(p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.framer.Feed(p)
-	if _, err := w.out.Write(p); err != nil {
+	early := w.framer.MayHoldContinuation(p) || w.framer.T.OrderSensitive()
+	if early {
+		w.framer.Feed(p)
+	}
+	_, err := w.out.Write(p)
+	if !early {
+		w.framer.Feed(p)
+	}
+	if err != nil {
 		return err
 	}
 	if len(w.pending) > 0 && w.framer.AtBoundary() {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/imapedge/imapedge/proxy/imapwire"
 	"github.com/imapedge/imapedge/routing"
 )
 
@@ -454,6 +456,52 @@ func TestBackendLoginCommand(t *testing.T) {
 		if g := <-got; g != tc.want {
 			t.Errorf("backend got %q, want %q", g, tc.want)
 		}
+	}
+}
+
+// writeProbe records, at each write, what the tracker knew then.
+type writeProbe struct {
+	tr       *imapwire.Tracker
+	pending  []int
+	selected []string
+}
+
+func (w *writeProbe) Write(p []byte) (int, error) {
+	w.pending = append(w.pending, w.tr.Pending())
+	w.selected = append(w.selected, w.tr.Selected())
+	return len(p), nil
+}
+
+// TestForwardOrder: a response the client's next command does not depend
+// on is written before the framer follows it (off the round trip); one it
+// may depend on (here the answer to SELECT) is followed first, so the
+// client's next command is read in the new state.
+func TestForwardOrder(t *testing.T) {
+	var tr imapwire.Tracker
+	probe := &writeProbe{tr: &tr}
+	cw := clientWriter{out: probe}
+	cw.framer.T = &tr
+	cf := imapwire.ClientFramer{T: &tr}
+	client := func(s string) {
+		for p := []byte(s); len(p) > 0; {
+			n, _ := cf.Next(p)
+			p = p[n:]
+		}
+	}
+	client("n NOOP\r\n")
+	cw.forward([]byte("n OK NOOP completed (0.001 + 0.000 secs).\r\n"))
+	client("s SELECT INBOX\r\n")
+	cw.forward([]byte("* 2 EXISTS\r\ns OK [READ-WRITE] done\r\n"))
+	client("a APPEND INBOX {3}\r\n")
+	cw.forward([]byte("+ go\r\n"))
+	if tr.Lost() || tr.Pending() != 1 {
+		t.Fatalf("lost %v, pending %d", tr.Lost(), tr.Pending())
+	}
+	if want := []int{1, 0, 1}; !slices.Equal(probe.pending, want) {
+		t.Errorf("commands in flight at each write %v, want %v (NOOP's answer written first, SELECT's followed first)", probe.pending, want)
+	}
+	if want := []string{"", "INBOX", "INBOX"}; !slices.Equal(probe.selected, want) {
+		t.Errorf("selected at each write %q, want %q", probe.selected, want)
 	}
 }
 

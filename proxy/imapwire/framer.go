@@ -117,6 +117,30 @@ func (f *ServerFramer) Release() {
 	}
 }
 
+// MayHoldContinuation reports whether p, the next bytes of the stream,
+// may hold a continuation request: whether a line after the literal under
+// way, if any, starts with '+' (conservatively also inside later
+// literals).
+func (f *ServerFramer) MayHoldContinuation(p []byte) bool {
+	if f.remaining >= int64(len(p)) {
+		return false
+	}
+	if f.remaining == 0 && !f.inLine && !f.midResp && p[0] == '+' {
+		return true
+	}
+	q := p[f.remaining:]
+	for {
+		i := bytes.IndexByte(q, '\n')
+		if i < 0 || i+1 == len(q) {
+			return false
+		}
+		if q[i+1] == '+' {
+			return true
+		}
+		q = q[i+1:]
+	}
+}
+
 // SawBye reports whether an untagged BYE has been seen.
 func (f *ServerFramer) SawBye() bool { return f.sawBye }
 

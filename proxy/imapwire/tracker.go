@@ -112,6 +112,31 @@ func (t *Tracker) Pending() int {
 	return len(t.pending)
 }
 
+// OrderSensitive reports whether what the client sends next may depend on
+// how the server answers the commands in flight, as the client framer
+// reads it: a command waits for a continuation request (a synchronizing
+// literal, IDLE), or one in flight changes the selected mailbox or how
+// mailbox names are read (SELECT, EXAMINE, CLOSE, UNSELECT, ENABLE). While
+// it is true the server framer must see each response before the client
+// does; otherwise a response may be followed after it is forwarded.
+func (t *Tracker) OrderSensitive() bool {
+	if t.Lost() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.awaiting != nil {
+		return true
+	}
+	for _, c := range t.pending {
+		switch c.Name {
+		case "SELECT", "EXAMINE", "CLOSE", "UNSELECT", "ENABLE", "":
+			return true
+		}
+	}
+	return false
+}
+
 // Selected returns the selected mailbox ("" when none).
 func (t *Tracker) Selected() string {
 	t.mu.Lock()

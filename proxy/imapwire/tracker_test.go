@@ -1101,3 +1101,98 @@ func BenchmarkTrackerMixedSession(b *testing.B) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(n*cmds), "allocs/cmd")
 	b.ReportMetric(float64(cmds), "cmds/op")
 }
+
+// TestOrderSensitive: the server framer must see a response before the
+// client while a command waits for a continuation request or one in flight
+// changes how the client's next commands are read.
+func TestOrderSensitive(t *testing.T) {
+	cases := []struct {
+		client string // fed through a ClientFramer
+		want   bool
+	}{
+		{"", false},
+		{"n NOOP\r\n", false},
+		{"f UID FETCH 1:* (FLAGS)\r\nn NOOP\r\n", false},
+		{"s SELECT INBOX\r\n", true},
+		{"e EXAMINE Archive\r\n", true},
+		{"c CLOSE\r\n", true},
+		{"u UNSELECT\r\n", true},
+		{"e ENABLE UTF8=ACCEPT\r\n", true},
+		{"n NOOP\r\ns SELECT INBOX\r\n", true},
+		{"a APPEND INBOX {5}\r\n", true}, // waits for "+"
+		{"a APPEND INBOX {5+}\r\nhello\r\n", false},
+		{"i IDLE\r\n", true},
+		{"x (bad\r\n", true}, // no command name: cannot tell
+	}
+	for _, c := range cases {
+		var tr Tracker
+		cf := ClientFramer{T: &tr}
+		for p := []byte(c.client); len(p) > 0; {
+			n, _ := cf.Next(p)
+			p = p[n:]
+		}
+		if got := tr.OrderSensitive(); got != c.want {
+			t.Errorf("after %q: OrderSensitive() = %v, want %v", c.client, got, c.want)
+		}
+	}
+	var tr Tracker
+	cf := ClientFramer{T: &tr}
+	sf := ServerFramer{T: &tr}
+	for _, step := range []struct {
+		c, s string
+		want bool
+	}{
+		{c: "s SELECT INBOX\r\n", want: true},
+		{s: "* 3 EXISTS\r\ns OK [READ-WRITE] done\r\n", want: false},
+		{c: "i IDLE\r\n", want: true},
+		{s: "+ idling\r\n", want: true},
+		{c: "DONE\r\n", s: "i OK done\r\n", want: false},
+	} {
+		for p := []byte(step.c); len(p) > 0; {
+			n, _ := cf.Next(p)
+			p = p[n:]
+		}
+		sf.Feed([]byte(step.s))
+		if got := tr.OrderSensitive(); got != step.want {
+			t.Errorf("after %q / %q: OrderSensitive() = %v, want %v", step.c, step.s, got, step.want)
+		}
+	}
+	tr.Lose()
+	if tr.OrderSensitive() {
+		t.Error("OrderSensitive() after Lose")
+	}
+}
+
+// TestMayHoldContinuation: a '+' outside the literal under way may start
+// a continuation request.
+func TestMayHoldContinuation(t *testing.T) {
+	var tr Tracker
+	sf := ServerFramer{T: &tr}
+	for _, c := range []struct {
+		feed, next string
+		want       bool
+	}{
+		{"", "* OK still here\r\n", false},
+		{"", "+ Ready\r\n", true},
+		{"", "* 1 FETCH (INTERNALDATE \"1-Jan-2024 00:00:00 +0000\")\r\n", false},
+		{"", "* OK NOOP completed (0.001 + 0.000 secs).\r\n", false},
+		{"", "* OK a\r\n+ b\r\n", true},
+		{"", "* OK a\r\n", false},
+		{"", "+ at the start of the next chunk\r\n", true},
+		{"", "* OK [ALERT] line cut in two", false},
+		{"", "+ not at a line start\r\n", false},
+		{"", "* OK rest\r\n", false},
+		{"* 1 FETCH (BODY[] {10}\r\n", "a+b+c+d+e+", false}, // all inside the literal
+		{"* 1 FETCH (BODY[] {4}\r\n", "a+b)\r\n+ go\r\n", true},
+		{"* 1 FETCH (BODY[] {4}\r\n", "abcd)\r\n* 2 EXISTS\r\n", false},
+	} {
+		sf.Feed([]byte(c.feed))
+		if got := sf.MayHoldContinuation([]byte(c.next)); got != c.want {
+			t.Errorf("after %q: MayHoldContinuation(%q) = %v, want %v", c.feed, c.next, got, c.want)
+		}
+		sf.Feed([]byte(c.next))
+		if tr.Lost() {
+			t.Fatalf("inspection lost after %q", c.next)
+		}
+	}
+}
