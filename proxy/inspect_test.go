@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -169,5 +170,46 @@ func TestAuditAfterResponse(t *testing.T) {
 	}
 	if want := "session_start ,command b,command c,session_end "; strings.Join(got, ",") != want {
 		t.Fatalf("audit events %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// TestAnswerWaitsForClientParse: command lines are forwarded before they
+// are parsed, and the backend may answer before the client copier has
+// parsed them (here held up by a hook for 20 ms after each forward): the
+// answer must wait, so every command is still tracked and audited, with
+// the right mailbox and status.
+func TestAnswerWaitsForClientParse(t *testing.T) {
+	testHookClientForwarded = func() { time.Sleep(20 * time.Millisecond) }
+	t.Cleanup(func() { testHookClientForwarded = nil })
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, rest, _ := strings.Cut(strings.TrimSpace(l), " ")
+			if strings.HasPrefix(rest, "SELECT") {
+				c.Write([]byte("* 3 EXISTS\r\n" + tag + " OK [READ-WRITE] selected\r\n"))
+				continue
+			}
+			c.Write([]byte(tag + " OK done\r\n"))
+		}
+	})
+	p, audit := auditProxy(t, fb)
+	c := loginFake(t, p)
+	runTranscript(t, c, []step{send("s SELECT Work\r\n"), expect("* 3 EXISTS"), expect("s OK [READ-WRITE]"),
+		send("n1 NOOP\r\n"), expect("n1 OK done"),
+		send("f UID FETCH 1:* (FLAGS)\r\nn2 NOOP\r\n"), expect("f OK done"), expect("n2 OK done")})
+	waitFor(t, "four command events", func() bool { return audit.FilterMessage("command").Len() == 4 })
+	if sp := onlySplice(t, p); sp.tracker.Lost() {
+		t.Fatal("inspection lost")
+	}
+	want := []string{"SELECT Work  OK READ-WRITE", "NOOP  Work OK ", "UID FETCH  Work OK ", "NOOP  Work OK "}
+	for i, e := range audit.FilterMessage("command").All() {
+		m := e.ContextMap()
+		got := fmt.Sprintf("%s %s %s %s %s", m["command"], m["mailbox"], m["selected"], m["status"], m["code"])
+		if got != want[i] {
+			t.Errorf("event %d: %q, want %q", i, got, want[i])
+		}
 	}
 }

@@ -54,6 +54,13 @@ type parkConn struct {
 	err    error
 	block  bool
 	fd     int // valid while the connection is open; set by the first parking read
+
+	// writeNow's state (the client copier's, for the backend connection).
+	wrc     syscall.RawConn
+	writeFn func(fd uintptr) bool
+	wp      []byte
+	wn      int
+	werr    error
 }
 
 func (c *parkConn) Read(p []byte) (int, error) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -32,6 +33,46 @@ func (c *parkConn) read(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// writeNow writes as much of p as the socket takes without waiting and
+// returns how much that was. Only the client copier writes to a backend
+// connection, so the write state needs no lock.
+func (c *parkConn) writeNow(p []byte) (int, error) {
+	if c.wrc == nil {
+		rc, err := c.TCPConn.SyscallConn()
+		if err != nil {
+			return 0, nil // the caller writes it all the usual way
+		}
+		c.wrc = rc
+		c.writeFn = func(fd uintptr) bool {
+			for c.wn < len(c.wp) {
+				n, err := syscall.Write(int(fd), c.wp[c.wn:])
+				if err == syscall.EINTR {
+					continue
+				}
+				if err != nil {
+					if err != syscall.EAGAIN {
+						c.werr = err
+					}
+					break
+				}
+				c.wn += n
+			}
+			return true
+		}
+	}
+	c.wp, c.wn, c.werr = p, 0, nil
+	err := c.wrc.Write(c.writeFn)
+	n, werr := c.wn, c.werr
+	c.wp = nil
+	if err != nil {
+		return n, err
+	}
+	if werr != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	}
+	return n, nil
 }
 
 // poller is one epoll instance and the goroutine that waits on it. Slots

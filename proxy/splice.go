@@ -178,6 +178,7 @@ type splice struct {
 
 	hold    []byte // start of a command line not yet forwarded
 	holding bool
+	parseMu sync.Mutex // held by the client copier from forwarding a chunk until it is parsed
 	bufs    net.Buffers
 
 	// Bytes read before the splice started, forwarded first.
@@ -367,6 +368,7 @@ func (sp *splice) copyBackendToClient() (parked bool) {
 				s.extendRead(sp.idleTimeout())
 			}
 			sp.park[dirBackend].quiet = false
+			sp.awaitClientParse()
 			werr := sp.cw.forward(buf[:n])
 			sp.recordCompleted()
 			if werr != nil {
@@ -557,11 +559,51 @@ func (s *session) reasonSet() bool {
 // to the backend. Commands imapedge answers itself (COMPRESS, STARTTLS) are
 // cut out of the stream; to see a command's name, the start of each command
 // line is held back until its end (at most holdMax bytes).
+//
+// Whole command lines that are none of those, the usual chunk, are
+// forwarded to a plain TCP backend before they are parsed, so that parsing
+// is not part of the round trip: the write never waits (what the socket
+// does not take at once is written after parsing), and parseMu, held from
+// before that write until the lines are parsed, keeps the backend copier
+// from following an answer to a command the tracker does not know yet
+// (awaitClientParse). Nothing that can block runs under parseMu.
 func (sp *splice) forwardClient(data []byte) error {
+	if pc, ok := sp.back.(*parkConn); ok && sp.plainLines(data) {
+		sp.parseMu.Lock()
+		n, err := pc.writeNow(data)
+		if testHookClientForwarded != nil {
+			testHookClientForwarded()
+		}
+		sp.parseClient(data)
+		sp.parseMu.Unlock()
+		if err == nil && n < len(data) {
+			_, err = sp.back.Write(data[n:])
+		}
+		return err
+	}
+	bufs, rest := sp.parseClient(data)
+	var err error
+	if len(bufs) == 1 {
+		_, err = sp.back.Write(bufs[0])
+	} else if len(bufs) > 1 {
+		_, err = bufs.WriteTo(sp.back)
+	}
+	if err == nil && sp.startInflate {
+		sp.startInflate = false
+		// From here on the client sends DEFLATE data (RFC 4978 §3).
+		sp.src = flate.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), sp.s.conn))
+	}
+	return err
+}
+
+// parseClient feeds one chunk of client bytes to the framer and returns
+// the parts of it to forward (commands imapedge answers itself cut out,
+// the start of an unfinished command line held back) and, after COMPRESS,
+// the rest of the chunk, which is compressed.
+func (sp *splice) parseClient(data []byte) (bufs net.Buffers, rest []byte) {
 	s := sp.s
-	bufs := sp.bufs[:0]
+	bufs = sp.bufs[:0]
 	start, i := 0, 0
-	var rest []byte // bytes after COMPRESS: compressed, not for the framer
 	for i < len(data) {
 		n, ev := sp.client.Next(data[i:])
 		i += n
@@ -616,18 +658,50 @@ func (sp *splice) forwardClient(data []byte) error {
 	}
 	s.bytesIn.Add(int64(total))
 	s.srv.metrics.bytesIn.Add(float64(total))
-	var err error
-	if len(bufs) == 1 {
-		_, err = sp.back.Write(bufs[0])
-	} else if len(bufs) > 1 {
-		_, err = bufs.WriteTo(sp.back)
+	return bufs, rest
+}
+
+// testHookClientForwarded, when set by a test, runs between forwarding
+// whole command lines and parsing them.
+var testHookClientForwarded func()
+
+// plainLines reports whether data, read at the start of a command, is
+// whole command lines without literals, none of them a command imapedge
+// answers itself (COMPRESS, STARTTLS): such bytes can be forwarded before
+// they are parsed. It looks at each line's second word and last bytes
+// only.
+func (sp *splice) plainLines(data []byte) bool {
+	if sp.holding || len(sp.hold) > 0 || sp.startInflate || !sp.client.AtCommandStart() ||
+		len(data) == 0 || data[len(data)-1] != '\n' {
+		return false
 	}
-	if err == nil && sp.startInflate {
-		sp.startInflate = false
-		// From here on the client sends DEFLATE data (RFC 4978 §3).
-		sp.src = flate.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), s.conn))
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		line := data[:i]
+		data = data[i+1:]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if n := len(line); n > 0 && line[n-1] == '}' {
+			return false // a literal follows
+		}
+		_, rest, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
+			continue
+		}
+		verb, _, _ := bytes.Cut(rest, []byte{' '})
+		if imapwire.EqualFold(verb, "COMPRESS") || imapwire.EqualFold(verb, "STARTTLS") {
+			return false
+		}
 	}
-	return err
+	return true
+}
+
+// awaitClientParse returns once the client bytes forwarded so far are
+// parsed (see forwardClient).
+func (sp *splice) awaitClientParse() {
+	sp.parseMu.Lock()
+	sp.parseMu.Unlock()
 }
 
 // answerLocally answers the commands imapedge must not forward after
