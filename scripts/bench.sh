@@ -2,7 +2,7 @@
 # bench.sh: compare imapedge with Dovecot directly, HAProxy (TCP mode) and
 # nginx's mail proxy, everything on loopback on this machine.
 #
-#   scripts/bench.sh           full suite (3 rounds; about 6-9 minutes on 2 cores)
+#   scripts/bench.sh           full suite (3 rounds; about 7-9 minutes on 2 cores)
 #   scripts/bench.sh --quick   CI smoke mode (about 30-60 s): every target must
 #                              work with zero errors and zero lost sessions,
 #                              and `imapedge-bench ab` must run
