@@ -574,14 +574,14 @@ func (sp *splice) forwardClient(data []byte) error {
 		if testHookClientForwarded != nil {
 			testHookClientForwarded()
 		}
-		sp.parseClient(data)
+		sp.parseClient(data, true)
 		sp.parseMu.Unlock()
 		if err == nil && n < len(data) {
 			_, err = sp.back.Write(data[n:])
 		}
 		return err
 	}
-	bufs, rest := sp.parseClient(data)
+	bufs, rest := sp.parseClient(data, false)
 	var err error
 	if len(bufs) == 1 {
 		_, err = sp.back.Write(bufs[0])
@@ -599,8 +599,9 @@ func (sp *splice) forwardClient(data []byte) error {
 // parseClient feeds one chunk of client bytes to the framer and returns
 // the parts of it to forward (commands imapedge answers itself cut out,
 // the start of an unfinished command line held back) and, after COMPRESS,
-// the rest of the chunk, which is compressed.
-func (sp *splice) parseClient(data []byte) (bufs net.Buffers, rest []byte) {
+// the rest of the chunk, which is compressed. With forwarded the chunk has
+// gone to the backend already: nothing is answered locally.
+func (sp *splice) parseClient(data []byte, forwarded bool) (bufs net.Buffers, rest []byte) {
 	s := sp.s
 	bufs = sp.bufs[:0]
 	start, i := 0, 0
@@ -620,7 +621,7 @@ func (sp *splice) parseClient(data []byte) (bufs net.Buffers, rest []byte) {
 			if imapwire.EqualFold(verb, "LOGOUT") {
 				sp.logoutSent.Store(true)
 			}
-			if sp.holding && sp.answerLocally(verb) {
+			if sp.holding && !forwarded && sp.answerLocally(verb) {
 				sp.hold = sp.hold[:0]
 				start = i
 				if sp.startInflate {
