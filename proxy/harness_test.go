@@ -254,3 +254,16 @@ func benchAudit() *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{TimeKey: "ts", EncodeTime: zapcore.RFC3339NanoTimeEncoder})
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.DebugLevel))
 }
+
+// answerOK is a fake backend's loop: every command line it reads is
+// answered "tag OK text", until the connection ends.
+func answerOK(c net.Conn, br *bufio.Reader, text string) {
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		tag, _, _ := strings.Cut(l, " ")
+		c.Write([]byte(tag + " OK " + text + "\r\n"))
+	}
+}

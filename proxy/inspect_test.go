@@ -27,14 +27,7 @@ func TestInspectionLostKeepsBytesFlowing(t *testing.T) {
 		// A completion for a tag the client never used: the framers
 		// cannot follow this stream any more.
 		c.Write([]byte("zz9 OK what command?\r\n* 1 FETCH (BODY[] {5}\r\nhello)\r\nn1 OK still forwarded\r\n"))
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			tag, _, _ := strings.Cut(l, " ")
-			c.Write([]byte(tag + " OK still forwarded\r\n"))
-		}
+		answerOK(c, br, "still forwarded")
 	})
 	p, audit := auditProxy(t, fb)
 	c := loginFake(t, p)

@@ -193,14 +193,7 @@ func TestSyncLiteralRefusedByBackend(t *testing.T) {
 	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
 		br.ReadString('\n')
 		c.Write([]byte("a1 NO [TRYCREATE] No such mailbox\r\n"))
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			tag, _, _ := strings.Cut(l, " ")
-			c.Write([]byte(tag + " OK forwarded\r\n"))
-		}
+		answerOK(c, br, "forwarded")
 	})
 	p := startProxy(t, fakeBackends(fb), stripCompress)
 	c := loginFake(t, p)
@@ -224,14 +217,7 @@ func TestIdleTimeout(t *testing.T) {
 // it fires early), and the timeout still ends it once the client stops.
 func TestIdleTimeoutMovedByClient(t *testing.T) {
 	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			tag, _, _ := strings.Cut(l, " ")
-			c.Write([]byte(tag + " OK noop\r\n"))
-		}
+		answerOK(c, br, "noop")
 	})
 	p := startProxy(t, fakeBackends(fb), func(o *Options) { o.Policy.IdleTimeout = 300 * time.Millisecond })
 	c := loginFake(t, p)
@@ -523,14 +509,7 @@ func TestBothDirectionsFull(t *testing.T) {
 		}
 		w.WriteString(tag + " OK big\r\n")
 		w.Flush()
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			tag, _, _ := strings.Cut(l, " ")
-			c.Write([]byte(tag + " OK\r\n"))
-		}
+		answerOK(c, br, "done")
 	})
 	p := startProxy(t, fakeBackends(fb), plainLogin)
 	c := loginFakePlain(t, p)
