@@ -568,9 +568,9 @@ func (s *session) reasonSet() bool {
 // from following an answer to a command the tracker does not know yet
 // (awaitClientParse). Nothing that can block runs under parseMu.
 func (sp *splice) forwardClient(data []byte) error {
-	if pc, ok := sp.back.(*parkConn); ok && sp.plainLines(data) {
+	if nw, ok := sp.back.(nowWriter); ok && sp.plainLines(data) {
 		sp.parseMu.Lock()
-		n, err := pc.writeNow(data)
+		n, err := nw.writeNow(data)
 		if testHookClientForwarded != nil {
 			testHookClientForwarded()
 		}
@@ -594,6 +594,13 @@ func (sp *splice) forwardClient(data []byte) error {
 		sp.src = flate.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), sp.s.conn))
 	}
 	return err
+}
+
+// nowWriter is a backend connection that can write without waiting:
+// writeNow writes what the socket takes at once and reports how much
+// (parkConn on Linux).
+type nowWriter interface {
+	writeNow(p []byte) (int, error)
 }
 
 // parseClient feeds one chunk of client bytes to the framer and returns
