@@ -3,11 +3,12 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -113,9 +114,14 @@ func abortiveClose(c net.Conn) {
 // sessionIDEncoding is base32 (RFC 4648) in lower case, unpadded.
 var sessionIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
+// newSessionID returns 16 characters of base32: 80 random bits from the
+// runtime's per-thread ChaCha8 generator (seeded from the system's
+// entropy), which needs no system call; crypto/rand's getrandom(2) was
+// measurable per login, and a session ID is a log key, not a secret.
 func newSessionID() string {
 	var b [10]byte
-	rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint16(b[8:], uint16(rand.Uint32()))
 	return sessionIDEncoding.EncodeToString(b[:])
 }
 
