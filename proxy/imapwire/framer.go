@@ -551,7 +551,7 @@ func (f *ClientFramer) parseFirst(head []byte) []byte {
 	if name == "UID" {
 		var sub []byte
 		sub, rest = FirstWord(rest)
-		name = "UID " + commandName(sub)
+		name = uidName(commandName(sub))
 	}
 	c.Name = name
 	c.mboxArg, c.mboxToArg = mailboxArgs(name)
@@ -576,8 +576,43 @@ func commandName(verb []byte) string {
 		}
 		buf[i] = c
 	}
+	if name, ok := commonNames[string(buf[:len(verb)])]; ok {
+		return name // no allocation for the usual commands
+	}
 	return string(buf[:len(verb)])
 }
+
+// uidName returns "UID " + name, without allocating for the usual ones.
+func uidName(name string) string {
+	switch name {
+	case "FETCH":
+		return "UID FETCH"
+	case "STORE":
+		return "UID STORE"
+	case "SEARCH":
+		return "UID SEARCH"
+	case "COPY":
+		return "UID COPY"
+	case "MOVE":
+		return "UID MOVE"
+	case "EXPUNGE":
+		return "UID EXPUNGE"
+	}
+	return "UID " + name
+}
+
+// commonNames interns the command names clients send all the time.
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "AUTHENTICATE", "LOGIN", "ENABLE",
+		"SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "NAMESPACE",
+		"STATUS", "APPEND", "IDLE", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY",
+		"MOVE", "UID", "ID", "GETQUOTAROOT", "GETQUOTA", "GETMETADATA", "SETMETADATA", "COMPRESS", "SORT", "THREAD",
+		"ESEARCH", "GETACL", "MYRIGHTS", "LISTRIGHTS", "SETACL", "DELETEACL", "XLIST"} {
+		m[n] = n
+	}
+	return m
+}()
 
 // scanArgs walks the top-level arguments in s, keeping the mailbox
 // arguments. lit says that a literal follows s; it is itself the next

@@ -954,3 +954,17 @@ func TestServerFramerDoesNotAllocate(t *testing.T) {
 		t.Errorf("Lost %v AtBoundary %v", tr.Lost(), sf.AtBoundary())
 	}
 }
+
+// TestCommandNameInterned: the usual command names cost no allocation;
+// others still come out in upper case.
+func TestCommandNameInterned(t *testing.T) {
+	verb := []byte("uid")
+	if n := testing.AllocsPerRun(100, func() { commandName(verb) }); n != 0 {
+		t.Errorf("commandName(%q): %v allocations", verb, n)
+	}
+	for in, want := range map[string]string{"noop": "NOOP", "Fetch": "FETCH", "xFoo": "XFOO", "x-y.z": "X-Y.Z", "": "", "a(b": ""} {
+		if got := commandName([]byte(in)); got != want {
+			t.Errorf("commandName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -79,7 +79,8 @@ type Tracker struct {
 	awaiting *Exchange   // waits for "+" or its completion
 	answer   int8        // for awaiting: 0 none yet, 1 continuation, -1 completed
 	selected []byte
-	utf8     bool // ENABLE UTF8=ACCEPT or IMAP4rev2: names are UTF-8
+	selName  string // selected, decoded (nameSelected)
+	utf8     bool   // ENABLE UTF8=ACCEPT or IMAP4rev2: names are UTF-8
 	seq      uint64
 	sawBye   bool
 
@@ -141,8 +142,12 @@ func (t *Tracker) OrderSensitive() bool {
 func (t *Tracker) Selected() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.decode(t.selected)
+	return t.selName
 }
+
+// nameSelected decodes the selected mailbox once it or the decoding
+// changes, not for every command that begins. t.mu is held.
+func (t *Tracker) nameSelected() { t.selName = t.decode(t.selected) }
 
 func (t *Tracker) decode(name []byte) string {
 	if t.utf8 {
@@ -157,7 +162,7 @@ func (t *Tracker) begin(c *Exchange) {
 	t.seq++
 	c.Seq = t.seq
 	c.Start = t.now()
-	c.Selected = t.decode(t.selected)
+	c.Selected = t.selName
 	t.pending = append(t.pending, c)
 	t.mu.Unlock()
 }
@@ -236,9 +241,11 @@ func (t *Tracker) complete(tag, status, code []byte) *Exchange {
 				} else {
 					t.selected = t.selected[:0]
 				}
+				t.nameSelected()
 			case "CLOSE", "UNSELECT":
 				if c.Status == "OK" {
 					t.selected = t.selected[:0]
+					t.nameSelected()
 				}
 			}
 		}
@@ -344,6 +351,7 @@ func (t *Tracker) enabled(caps []byte) {
 		if EqualFold(w, "UTF8=ACCEPT") || EqualFold(w, "IMAP4REV2") {
 			t.mu.Lock()
 			t.utf8 = true
+			t.nameSelected()
 			t.mu.Unlock()
 		}
 	}
