@@ -214,20 +214,33 @@ func TestIdleTimeout(t *testing.T) {
 
 // TestIdleTimeoutMovedByClient: commands keep a session alive well past
 // its idle timeout (the socket deadline moves lazily and is set again when
-// it fires early), and the timeout still ends it once the client stops.
+// it fires early), and the timeout still ends it once the client stops;
+// on a TLS and on a plaintext client leg.
 func TestIdleTimeoutMovedByClient(t *testing.T) {
-	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
-		answerOK(c, br, "noop")
-	})
-	p := startProxy(t, fakeBackends(fb), func(o *Options) { o.Policy.IdleTimeout = 300 * time.Millisecond })
-	c := loginFake(t, p)
-	for i := range 8 {
-		time.Sleep(120 * time.Millisecond)
-		tag := fmt.Sprintf("n%d", i)
-		runTranscript(t, c, []step{send(tag + " NOOP\r\n"), expect(tag + " OK noop")})
+	for _, tc := range []struct {
+		name  string
+		login func(*testing.T, *testProxy) *rawClient
+		opts  []proxyOpt
+	}{
+		{"tls", loginFake, nil},
+		{"plain", loginFakePlain, []proxyOpt{plainLogin}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) {
+				answerOK(c, br, "noop")
+			})
+			opts := append(tc.opts, func(o *Options) { o.Policy.IdleTimeout = 300 * time.Millisecond })
+			p := startProxy(t, fakeBackends(fb), opts...)
+			c := tc.login(t, p)
+			for i := range 8 {
+				time.Sleep(120 * time.Millisecond)
+				tag := fmt.Sprintf("n%d", i)
+				runTranscript(t, c, []step{send(tag + " NOOP\r\n"), expect(tag + " OK noop")})
+			}
+			runTranscript(t, c, []step{expect("* BYE Autologout"), closed})
+			waitLog(t, p, "session_end", "reason", "idle_timeout")
+		})
 	}
-	runTranscript(t, c, []step{expect("* BYE Autologout"), closed})
-	waitLog(t, p, "session_end", "reason", "idle_timeout")
 }
 
 // TestBackendResetAfterLogout: once the backend has closed its side
