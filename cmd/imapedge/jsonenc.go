@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap/buffer"
@@ -24,8 +23,8 @@ type fastJSON struct {
 	timeKey, levelKey, messageKey string
 	times                         *secondCache // how the time is printed
 	lineEnding                    string
-	// context is set once fields were added to the encoder itself (With):
-	// those lines always take zap's path.
+	// context is set on clones, which carry fields added with With:
+	// their lines always take zap's path.
 	context bool
 }
 
@@ -48,60 +47,11 @@ func newFastJSON(cfg zapcore.EncoderConfig, times *secondCache) *fastJSON {
 	}
 }
 
+// Clone is how zapcore adds context fields (Core.With): they land in the
+// clone's zap encoder, so a clone always takes zap's path.
 func (e *fastJSON) Clone() zapcore.Encoder {
-	c := *e
-	c.Encoder = e.Encoder.Clone()
-	return &c
+	return &fastJSON{Encoder: e.Encoder.Clone(), context: true}
 }
-
-// The zapcore.ObjectEncoder methods that add context fields: the fields
-// land in zap's encoder, and the fast path is off for this encoder.
-
-func (e *fastJSON) AddArray(k string, v zapcore.ArrayMarshaler) error {
-	e.context = true
-	return e.Encoder.AddArray(k, v)
-}
-
-func (e *fastJSON) AddObject(k string, v zapcore.ObjectMarshaler) error {
-	e.context = true
-	return e.Encoder.AddObject(k, v)
-}
-
-func (e *fastJSON) AddBinary(k string, v []byte)     { e.context = true; e.Encoder.AddBinary(k, v) }
-func (e *fastJSON) AddByteString(k string, v []byte) { e.context = true; e.Encoder.AddByteString(k, v) }
-func (e *fastJSON) AddBool(k string, v bool)         { e.context = true; e.Encoder.AddBool(k, v) }
-func (e *fastJSON) AddComplex128(k string, v complex128) {
-	e.context = true
-	e.Encoder.AddComplex128(k, v)
-}
-func (e *fastJSON) AddComplex64(k string, v complex64) {
-	e.context = true
-	e.Encoder.AddComplex64(k, v)
-}
-func (e *fastJSON) AddDuration(k string, v time.Duration) {
-	e.context = true
-	e.Encoder.AddDuration(k, v)
-}
-func (e *fastJSON) AddFloat64(k string, v float64) { e.context = true; e.Encoder.AddFloat64(k, v) }
-func (e *fastJSON) AddFloat32(k string, v float32) { e.context = true; e.Encoder.AddFloat32(k, v) }
-func (e *fastJSON) AddInt(k string, v int)         { e.context = true; e.Encoder.AddInt(k, v) }
-func (e *fastJSON) AddInt64(k string, v int64)     { e.context = true; e.Encoder.AddInt64(k, v) }
-func (e *fastJSON) AddInt32(k string, v int32)     { e.context = true; e.Encoder.AddInt32(k, v) }
-func (e *fastJSON) AddInt16(k string, v int16)     { e.context = true; e.Encoder.AddInt16(k, v) }
-func (e *fastJSON) AddInt8(k string, v int8)       { e.context = true; e.Encoder.AddInt8(k, v) }
-func (e *fastJSON) AddString(k, v string)          { e.context = true; e.Encoder.AddString(k, v) }
-func (e *fastJSON) AddTime(k string, v time.Time)  { e.context = true; e.Encoder.AddTime(k, v) }
-func (e *fastJSON) AddUint(k string, v uint)       { e.context = true; e.Encoder.AddUint(k, v) }
-func (e *fastJSON) AddUint64(k string, v uint64)   { e.context = true; e.Encoder.AddUint64(k, v) }
-func (e *fastJSON) AddUint32(k string, v uint32)   { e.context = true; e.Encoder.AddUint32(k, v) }
-func (e *fastJSON) AddUint16(k string, v uint16)   { e.context = true; e.Encoder.AddUint16(k, v) }
-func (e *fastJSON) AddUint8(k string, v uint8)     { e.context = true; e.Encoder.AddUint8(k, v) }
-func (e *fastJSON) AddUintptr(k string, v uintptr) { e.context = true; e.Encoder.AddUintptr(k, v) }
-func (e *fastJSON) AddReflected(k string, v any) error {
-	e.context = true
-	return e.Encoder.AddReflected(k, v)
-}
-func (e *fastJSON) OpenNamespace(k string) { e.context = true; e.Encoder.OpenNamespace(k) }
 
 var fastBuffers = buffer.NewPool()
 
