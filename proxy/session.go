@@ -104,9 +104,7 @@ func newSession(s *Server, l Listener, c net.Conn) *session {
 // port exhaustion HAProxy's "option nolinger" avoids), and on loopback
 // the close costs one packet instead of three.
 func abortiveClose(c net.Conn) {
-	if pc, ok := c.(*parkConn); ok {
-		pc.SetLinger(0)
-	} else if tc, ok := c.(*net.TCPConn); ok {
+	if tc, ok := c.(interface{ SetLinger(int) error }); ok { // *net.TCPConn, *parkConn; not TLS
 		tc.SetLinger(0)
 	}
 }
@@ -116,8 +114,8 @@ var sessionIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").W
 
 // newSessionID returns 16 characters of base32: 80 random bits from the
 // runtime's per-thread ChaCha8 generator (seeded from the system's
-// entropy), which needs no system call; crypto/rand's getrandom(2) was
-// measurable per login, and a session ID is a log key, not a secret.
+// entropy), cheaper than crypto/rand; a session ID is a log key, not a
+// secret.
 func newSessionID() string {
 	var b [10]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
