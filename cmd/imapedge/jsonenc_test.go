@@ -17,19 +17,16 @@ import (
 )
 
 // encoderConfigs are the operational log's and the audit stream's
-// configurations, as buildLogger and buildAudit make them.
+// configurations (the JSON ones buildLogger and buildAudit use).
 func encoderConfigs() map[string]struct {
 	cfg   zapcore.EncoderConfig
 	times *secondCache
 } {
-	logCfg := zap.NewProductionEncoderConfig()
-	logCfg.TimeKey = "ts"
-	logCfg.EncodeTime = iso8601Encoder
 	return map[string]struct {
 		cfg   zapcore.EncoderConfig
 		times *secondCache
 	}{
-		"log":   {logCfg, &isoCache},
+		"log":   {logEncoderConfig(), &isoCache},
 		"audit": {auditEncoderConfig(), &nanoCache},
 	}
 }

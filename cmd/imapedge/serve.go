@@ -282,6 +282,15 @@ func buildAudit(ac config.Audit, stdout, stderr io.Writer) (*zap.Logger, func(),
 	return log, func() { buf.Stop(); closeFile() }, nil
 }
 
+// logEncoderConfig is the operational log's format: zap's production
+// keys, ISO 8601 times in milliseconds.
+func logEncoderConfig() zapcore.EncoderConfig {
+	c := zap.NewProductionEncoderConfig()
+	c.TimeKey = "ts"
+	c.EncodeTime = iso8601Encoder
+	return c
+}
+
 // auditEncoderConfig is the audit stream's format: no level or message
 // key (the event field says what happened), RFC 3339 times with
 // nanoseconds.
@@ -317,9 +326,7 @@ func buildLogger(lc config.Log, stdout, stderr io.Writer) (*zap.Logger, func(), 
 	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
 		return nil, nil, err
 	}
-	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "ts"
-	encCfg.EncodeTime = iso8601Encoder
+	encCfg := logEncoderConfig()
 	var enc zapcore.Encoder
 	if lc.Format == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
