@@ -12,6 +12,10 @@ import (
 func TestWorkersReuseGoroutines(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := newWorkers(ctx, zap.NewNop())
+	t.Cleanup(func() {
+		cancel()
+		w.wait() // hangs if a worker ignores the context
+	})
 	done := make(chan int, 3)
 	w.run(func() { done <- 1 })
 	<-done
@@ -26,6 +30,9 @@ func TestWorkersReuseGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines started for tasks run one after the other, want 1", n)
 	}
 	// A task while the only worker is busy gets a goroutine of its own.
+	// (The worker must be back to waiting first: it may still be on its
+	// way from the last task.)
+	waitFor(t, "the worker to wait again", func() bool { return waitingWorkers() == 1 })
 	block := make(chan struct{})
 	w.run(func() { <-block })
 	waitFor(t, "the worker to take the blocking task", func() bool { return waitingWorkers() == 0 })
@@ -35,8 +42,6 @@ func TestWorkersReuseGoroutines(t *testing.T) {
 	if n := w.started.Load(); n != 2 {
 		t.Fatalf("%d goroutines started, want 2", n)
 	}
-	cancel()
-	w.wait() // hangs if a worker ignores the context
 }
 
 // Sessions one after the other run on the same two goroutines (session
