@@ -84,7 +84,7 @@ func abMain(args []string) error {
 		ts[i] = t
 		progress("%c: %s, %s %s", 'A'+i, bin, *front, t.addr(*front))
 	}
-	b := &bench{sz: sizes{logins: *logins, loginWorkers: fullSizes.loginWorkers, noops: *noops},
+	b := &bench{sz: sizes{logins: *logins, loginWorkers: fullSizes.loginWorkers, loginChunks: fullSizes.loginChunks, noops: *noops},
 		users: names[1:], password: password, tlsConf: tlsConf, opTimeout: 30 * time.Second}
 
 	var cpu, p50 [2][]float64
@@ -92,8 +92,9 @@ func abMain(args []string) error {
 	errs := 0
 	for r := 1; r <= *rounds; r++ {
 		if *logins > 0 {
-			for _, i := range []int{(r + 1) % 2, r % 2} {
-				res := b.runLogins(ts[i], *front, r)
+			first := (r + 1) % 2
+			for k, res := range b.runLogins([]*target{ts[first], ts[1-first]}, *front, r) {
+				i := (first + k) % 2
 				errs += res.Errors
 				cpu[i] = append(cpu[i], res.ProxyCPUMsPerLogin)
 			}
@@ -111,7 +112,7 @@ func abMain(args []string) error {
 	cleanup.run()
 	fmt.Printf("A %s\nB %s\n%s front, %d rounds, medians (every round)\n", bins[0], bins[1], *front, *rounds)
 	if *logins > 0 {
-		ratio := "–" // CPU is read in 10 ms ticks: too few logins read as 0
+		ratio := "–" // no CPU figure (a target without a process group)
 		if a := median(cpu[0]); a > 0 {
 			ratio = fmt.Sprintf("%.3f", median(cpu[1])/a)
 		}

@@ -98,6 +98,56 @@ func TestParseStatSelf(t *testing.T) {
 	}
 }
 
+func TestParseSchedstat(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"123456789 2345 67\n", 123456789, true},
+		{"0 0 0", 0, true},
+		{"", 0, false},
+		{"x 1 2", 0, false},
+		{"-5 1 2", 0, false},
+	} {
+		got, err := parseSchedstat([]byte(tc.in))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseSchedstat(%q) = %d, %v; want %d (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestTaskNanosCountsThisProcess: the precise CPU reading of the test
+// process grows along with the kernel's tick accounting of it: a busy loop
+// runs until /proc/self/stat shows 50 ms (5 ticks) more, which is at
+// least 40 ms of CPU; the nanosecond reading must show at least 20.
+func TestTaskNanosCountsThisProcess(t *testing.T) {
+	ticks := func() uint64 {
+		p, err := readStat(-1)
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		return p.utime + p.stime
+	}
+	before, ok := taskNanos(os.Getpid())
+	if !ok {
+		t.Skip("no /proc/PID/task/*/schedstat here")
+	}
+	t0, x := ticks(), 0
+	for giveUp := time.Now().Add(10 * time.Second); ticks() < t0+5; x++ {
+		if time.Now().After(giveUp) {
+			t.Skip("the process got no CPU for 10 s")
+		}
+	}
+	after, _ := taskNanos(os.Getpid())
+	if got := time.Duration(after - before); got < 20*time.Millisecond {
+		t.Errorf("taskNanos grew by %v while the tick accounting grew by 5 ticks (%d loops)", got, x)
+	}
+	if got := groupCPUPrecise(0); got != 0 {
+		t.Errorf("groupCPUPrecise(0) = %v, want 0", got)
+	}
+}
+
 func TestParseVmRSS(t *testing.T) {
 	status := "Name:\tnginx\nVmPeak:\t  20000 kB\nVmRSS:\t    5120 kB\nThreads:\t1\n"
 	if v, ok := parseVmRSS([]byte(status)); !ok || v != 5120 {

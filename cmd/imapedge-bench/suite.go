@@ -294,9 +294,17 @@ func (s *suite) runAll() {
 	for round := 1; round <= s.rounds; round++ {
 		for si, sc := range scenarios {
 			for fi, front := range []string{frontPlain, frontTLS} {
-				if sc == scLatency {
+				switch sc {
+				case scLatency:
 					// All targets at once, NOOP by NOOP.
 					for _, r := range s.b.runLatencyInterleaved(rotate(targets, round-1+si+fi), front, round) {
+						s.emit(r)
+					}
+					settle(sc)
+					continue
+				case scLogins:
+					// All targets taking turns, chunk by chunk.
+					for _, r := range s.b.runLogins(rotate(targets, round-1+si+fi), front, round) {
 						s.emit(r)
 					}
 					settle(sc)
@@ -305,8 +313,6 @@ func (s *suite) runAll() {
 				for _, t := range rotate(targets, round-1+si+fi) {
 					var r runResult
 					switch sc {
-					case scLogins:
-						r = s.b.runLogins(t, front, round)
 					case scFetch:
 						r = s.b.runFetch(t, front, round)
 					case scIdle:
@@ -441,12 +447,12 @@ func (s *suite) report() {
 	p("- versions: %s; %s; %s; %s", toolVersion("dovecot", "--version"), toolVersion("haproxy", "-v"), toolVersion("nginx", "-v"), runtime.Version())
 	p("- imapedge: %s (inspection and audit on)", s.imapedge)
 	p("- command: %s", s.cmdline)
-	p("- sizes: logins %d (c=%d); latency %d NOOPs; fetch c=%d × %d msgs of %d KiB, %s; idle %d sessions (opened %d at a time), then %d on the plain front; %d round(s), targets in rotating order, medians over rounds",
-		s.sz.logins, s.sz.loginWorkers, s.sz.noops, s.sz.fetchConns, s.sz.fetchMsgs, s.sz.fetchMsgSize>>10,
+	p("- sizes: logins %d per target (c=%d, the targets taking turns in %d chunks); latency %d NOOPs; fetch c=%d × %d msgs of %d KiB, %s; idle %d sessions (opened %d at a time), then %d on the plain front; %d round(s), targets in rotating order, medians over rounds",
+		s.sz.logins, s.sz.loginWorkers, s.sz.loginChunks, s.sz.noops, s.sz.fetchConns, s.sz.fetchMsgs, s.sz.fetchMsgSize>>10,
 		fetchSpan(s.sz), s.sz.idle, s.sz.idleOpen, s.sz.idleFull, s.rounds)
 	p("- TLS: client offers X25519 only, no session resumption; every proxy uses the same ECDSA P-256 certificate, Dovecot its own ECDSA P-256 one")
 	p("- threads: HAProxy nbthread 1, nginx worker_processes 1, imapedge GOMAXPROCS=%s (env BENCH_PROXY_GOMAXPROCS; \"default\": one per core)", proxyGOMAXPROCS())
-	p("- proxy CPU: the proxy's process group (nginx: master + worker), user+system incl. reaped children; nginx's auth_http responder runs inside the load generator")
+	p("- proxy CPU: the proxy's process group (nginx: master + worker), user+system incl. reaped children; in the logins scenario read per chunk in ns (/proc/PID/task/*/schedstat); nginx's auth_http responder runs inside the load generator")
 	p("- idle: every idle run starts the proxy afresh (allocators keep earlier sessions' memory), KiB/session = (VmRSS once stable for 1 s with every session in IDLE − VmRSS before) / sessions")
 	p("")
 	p("### Login phases (one login per target and front; ms)")
