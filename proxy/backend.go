@@ -467,7 +467,12 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 	}
 	// The backend login has its own timeout; answering the client must not
 	// fail because the client's pre-auth deadline passed meanwhile.
-	defer s.raw.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	defer func() {
+		s.raw.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if s.stopping.Load() {
+			s.raw.SetWriteDeadline(time.Unix(1, 0)) // aborted meanwhile
+		}
+	}()
 	for _, b := range cands {
 		bc, res, err := s.tryBackend(b, cred)
 		var ce *connectError

@@ -286,6 +286,9 @@ func (s *session) serve() (detached bool) {
 	}
 	for {
 		s.raw.SetDeadline(deadline)
+		if s.stopping.Load() {
+			return // aborted (shutdown): its past deadline may just have been replaced
+		}
 		cmd, err := s.rd.ReadCommand(s.onLiteral)
 		if err != nil {
 			if !s.handleReadError(err, maxBad) {
