@@ -252,13 +252,14 @@ func (b *bench) runTrace(t *target, front string) runResult {
 // chunk by chunk (in rotating order), the finer form of A B A B: a burst
 // of another tenant or a frequency change lands on every target alike
 // instead of on whichever ran during it. One result per target, its
-// figures summed over its chunks, except proxy CPU: that is each proxy's
-// own from the first chunk to the last, read in nanoseconds
-// (groupCPUPrecise), because work a chunk leaves behind (a garbage
-// collection finishing, TLS state freed) runs while other targets take
-// their turn: per-chunk readings missed 1-1.5% of imapedge's plaintext
-// CPU and 8% of its TLS CPU. The proxies' idle timers in between count
-// too, a negligible part.
+// figures summed over its chunks. Proxy CPU is read in nanoseconds
+// (groupCPUPrecise) around each chunk and a 20 ms pause after it, which
+// catches work the chunk leaves behind (measured: 100 ms after a chunk,
+// imapedge used 0.15-0.5% more, about its idle rate) but not what a proxy
+// burns while idle during the other targets' turns: imapedge's monitor
+// thread, kept from parking (cmd/imapedge/sysmon.go), costs about 8 ms
+// of CPU per second of idleness, which a reading over the whole loop
+// charged to its logins (about +5-7% with four targets).
 func (b *bench) runLogins(targets []*target, front string, round int) []runResult {
 	n := b.sz.logins
 	chunks := max(1, min(b.sz.loginChunks, n))
@@ -271,16 +272,12 @@ func (b *bench) runLogins(targets []*target, front string, round int) []runResul
 		lat[i], ok[i] = make([]time.Duration, n), make([]bool, n)
 	}
 	conf := b.tlsFor(front)
-	p0 := make([]float64, len(targets))
-	for i, t := range targets {
-		p0[i] = groupCPUPrecise(t.pgid)
-	}
 	for k := range chunks {
 		from, to := k*n/chunks, (k+1)*n/chunks
 		for j := range targets {
 			i := (j + k) % len(targets)
-			addr := targets[i].addr(front)
-			d0, l0 := groupCPU(b.dovecotPgid), selfCPU()
+			t, addr := targets[i], targets[i].addr(front)
+			p0, d0, l0 := groupCPUPrecise(t.pgid), groupCPU(b.dovecotPgid), selfCPU()
 			start := time.Now()
 			parallel(to-from, b.sz.loginWorkers, func(x int) {
 				x += from
@@ -304,17 +301,14 @@ func (b *bench) runLogins(targets []*target, front string, round int) []runResul
 			})
 			r := &rs[i]
 			r.WallS += time.Since(start).Seconds()
+			time.Sleep(20 * time.Millisecond) // the chunk's last closes and leftovers
+			r.ProxyCPUS += groupCPUPrecise(t.pgid) - p0
 			r.DovecotCPUS += groupCPU(b.dovecotPgid) - d0
 			r.LoadgenCPUS += selfCPU() - l0
-			if chunks > 1 {
-				time.Sleep(20 * time.Millisecond) // let the last sessions' closes settle
-			}
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // the last chunk's leftovers, as the others had theirs
 	for i, t := range targets {
 		r := &rs[i]
-		r.ProxyCPUS = groupCPUPrecise(t.pgid) - p0[i]
 		var good []float64
 		for x := range lat[i] {
 			if ok[i][x] {

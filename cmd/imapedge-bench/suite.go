@@ -452,7 +452,7 @@ func (s *suite) report() {
 		fetchSpan(s.sz), s.sz.idle, s.sz.idleOpen, s.sz.idleFull, s.rounds)
 	p("- TLS: client offers X25519 only, no session resumption; every proxy uses the same ECDSA P-256 certificate, Dovecot its own ECDSA P-256 one")
 	p("- threads: HAProxy nbthread 1, nginx worker_processes 1, imapedge GOMAXPROCS=%s (env BENCH_PROXY_GOMAXPROCS; \"default\": one per core)", proxyGOMAXPROCS())
-	p("- proxy CPU: the proxy's process group (nginx: master + worker), user+system incl. reaped children; in the logins scenario read per chunk in ns (/proc/PID/task/*/schedstat); nginx's auth_http responder runs inside the load generator")
+	p("- proxy CPU: the proxy's process group (nginx: master + worker), user+system incl. reaped children; in the logins scenario read in ns (/proc/PID/task/*/schedstat) around each chunk and 20 ms after it, not while idle during the other targets' turns; nginx's auth_http responder runs inside the load generator")
 	p("- idle: every idle run starts the proxy afresh (allocators keep earlier sessions' memory), KiB/session = (VmRSS once stable for 1 s with every session in IDLE − VmRSS before) / sessions")
 	p("")
 	p("### Login phases (one login per target and front; ms)")
