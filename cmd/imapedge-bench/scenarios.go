@@ -43,7 +43,8 @@ type sizes struct {
 // sub-second bursts of other tenants (1500 left round-to-round spreads of
 // 15-20% on this kind of machine); taking turns in 6 chunks of 500 brought
 // the spread of one round's imapedge/nginx CPU ratio from 0.85-1.14 (whole
-// runs back to back) to 0.96-1.08.
+// runs back to back) to 0.96-1.08 with two targets, 0.99-1.14 over full
+// four-target runs.
 var fullSizes = sizes{
 	logins: 3000, loginWorkers: 4, loginChunks: 6,
 	noops:      3000,
