@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -80,5 +81,33 @@ func TestSessions(t *testing.T) {
 	// The ID is free again.
 	if err := tbl.AddSession(&Session{ID: "c", User: "carol", Backend: "s1"}); err != nil {
 		t.Errorf("re-adding a removed ID: %v", err)
+	}
+}
+
+// BenchmarkSessionAddRemove is what registering and unregistering one
+// session costs with 2,000 others registered: what every login and logout
+// would pay once the proxy registers its sessions here.
+func BenchmarkSessionAddRemove(b *testing.B) {
+	tbl := mustTable(b, []*Backend{backend("s1", "p", 1)}, nil, "p")
+	for i := range 2000 {
+		s := &Session{ID: fmt.Sprintf("other%05d", i), User: fmt.Sprintf("u%d@example.org", i%500),
+			ClientIP: "127.0.0.1", Backend: "s1", Listener: "imap", Start: time.Now()}
+		if err := tbl.AddSession(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("sess%08d", i)
+		s := &Session{ID: id, User: "alice@example.org", ClientIP: "127.0.0.2", Backend: "s1", Listener: "imap", Start: time.Now()}
+		if err := tbl.AddSession(s); err != nil {
+			b.Fatal(err)
+		}
+		tbl.RemoveSession(id)
+	}
+	if n := tbl.SessionCount(); n != 2000 {
+		b.Fatalf("%d sessions left, want 2000", n)
 	}
 }
