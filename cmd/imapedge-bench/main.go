@@ -13,7 +13,7 @@
 // SIGINT. scripts/bench.sh installs the peers and runs it.
 //
 // ab compares two imapedge binaries in front of one Dovecot, the two
-// taking turns run by run (logins) and NOOP by NOOP, and prints medians,
+// taking turns chunk by chunk (logins) and NOOP by NOOP, and prints medians,
 // the ratio of CPU per login and the per-round latency differences: for
 // measuring one change, where the suite's noise is larger than the effect.
 //
