@@ -40,6 +40,8 @@ type Command struct {
 	Args []Token
 	// Size is the number of bytes the command took on the wire.
 	Size int
+
+	args [4]Token // Args' first backing array: pre-auth commands are short
 }
 
 // Limits bound what ReadCommand accepts.
@@ -177,6 +179,7 @@ func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
 		return nil, &ProtocolError{Msg: "This is an IMAP server", Bye: true}
 	}
 	cmd := &Command{}
+	cmd.Args = cmd.args[:0]
 	line, size, err := r.readLine(r.Lim.MaxLine)
 	cmd.Size = size
 	if err == errLineTooLong {
@@ -206,7 +209,9 @@ func (r *Reader) ReadCommand(onLiteral LiteralFunc) (*Command, error) {
 			return nil, r.fail(line, &ProtocolError{Tag: cmd.Tag, Msg: "Invalid command name"})
 		}
 	}
-	cmd.Name = string(bytes.ToUpper(name))
+	if cmd.Name = commandName(name); cmd.Name == "" { // longer than any command
+		cmd.Name = string(bytes.ToUpper(name))
+	}
 	literals := 0
 	for {
 		n, nonSync, binary, start, lit := LiteralHeader(rest)
