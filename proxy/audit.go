@@ -54,14 +54,14 @@ func (s *session) onCommand(ex *imapwire.Exchange) {
 	ce.Write(*fp...)
 }
 
-// fieldPool recycles the field slices of command events: one event per
-// command should not cost an allocation of its own.
+// fieldPool recycles the field slices of command and session events: an
+// event should not cost an allocation of its own.
 var fieldPool = sync.Pool{New: func() any { f := make([]zap.Field, 0, 20); return &f }}
 
-// sessionFields are the fields of the session_start and session_end
-// events and log lines.
-func (s *session) startFields() []zap.Field {
-	return []zap.Field{
+// startFields and endFields append the fields of the session_start and
+// session_end events and log lines to f (a fieldPool slice).
+func (s *session) startFields(f []zap.Field) []zap.Field {
+	return append(f,
 		zap.String("event", "session_start"),
 		zap.String("session", s.id),
 		zap.String("listener", s.ln.Name),
@@ -69,11 +69,11 @@ func (s *session) startFields() []zap.Field {
 		zap.Int("client_port", s.port),
 		zap.String("tls", s.tlsVer),
 		zap.String("sni", s.sni),
-	}
+	)
 }
 
-func (s *session) endFields(reason string) []zap.Field {
-	f := []zap.Field{
+func (s *session) endFields(f []zap.Field, reason string) []zap.Field {
+	f = append(f,
 		zap.String("event", "session_end"),
 		zap.String("session", s.id),
 		zap.String("listener", s.ln.Name),
@@ -86,7 +86,7 @@ func (s *session) endFields(reason string) []zap.Field {
 		zap.Int64("bytes_out", s.bytesOut.Load()),
 		zap.Int64("commands", s.commands.Load()),
 		zap.String("reason", reason),
-	}
+	)
 	if len(s.clientID) > 0 {
 		f = append(f, zap.Strings("client_id", s.clientID))
 	}

@@ -466,9 +466,15 @@ func (s *session) login(tag string, cred credentials) *backendConn {
 		return nil
 	}
 	// The backend login has its own timeout; answering the client must not
-	// fail because the client's pre-auth deadline passed meanwhile.
+	// fail because the client's pre-auth deadline passed meanwhile. (Only
+	// when that deadline is near: a deadline of its own for writes costs
+	// the socket a second timer.)
 	defer func() {
-		s.raw.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		const answerTime = 30 * time.Second
+		if time.Until(s.preauthDeadline()) >= answerTime {
+			return
+		}
+		s.raw.SetWriteDeadline(time.Now().Add(answerTime))
 		if s.stopping.Load() {
 			s.raw.SetWriteDeadline(time.Unix(1, 0)) // aborted meanwhile
 		}

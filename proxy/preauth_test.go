@@ -174,6 +174,16 @@ func TestPreauthTimeout(t *testing.T) {
 	waitLog(t, p, "session_end", "reason", "preauth_timeout")
 }
 
+// A backend login that outlasts the client's pre-auth deadline is still
+// answered: the deadline bounds the wait for the client, not the proxy's
+// own work.
+func TestLoginAnsweredAfterPreauthDeadline(t *testing.T) {
+	fb := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) { answerOK(c, br, "done") })
+	p := startProxy(t, fakeBackends(fb), func(o *Options) { o.Policy.Preauth.Timeout = 300 * time.Millisecond })
+	c := p.dial(t, "imaps")
+	runTranscript(t, c, []step{expect("* OK"), send("a LOGIN slow pw\r\n"), expect("a OK"), send("b NOOP\r\n"), expect("b OK done")})
+}
+
 func TestPreauthTimeoutMidLiteral(t *testing.T) {
 	be := startMemBackend(t, nil)
 	p := startProxy(t, memBackends(be.addr), func(o *Options) { o.Policy.Preauth.Timeout = 300 * time.Millisecond })

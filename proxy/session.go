@@ -200,11 +200,14 @@ func (s *session) close() {
 		if reason == "" {
 			reason = reasonClientEOF
 		}
-		fields := s.endFields(reason)
-		s.srv.log.Info("session_end", fields...)
+		fp := fieldPool.Get().(*[]zap.Field)
+		*fp = s.endFields((*fp)[:0], reason)
+		s.srv.log.Info("session_end", *fp...)
 		if s.srv.opts.Audit != nil {
-			s.srv.opts.Audit.Info("session_end", fields...)
+			s.srv.opts.Audit.Info("session_end", *fp...)
 		}
+		clear(*fp)
+		fieldPool.Put(fp)
 	})
 }
 
@@ -258,16 +261,21 @@ func (s *session) releaseIO() {
 	s.rd = imapwire.Reader{}
 }
 
+// preauthDeadline is when the session must have logged in.
+func (s *session) preauthDeadline() time.Time {
+	timeout := s.srv.opts.Policy.Preauth.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	return s.start.Add(timeout)
+}
+
 // serve runs the pre-auth state machine and, after a successful login,
 // starts the splice. It reports whether the splice's goroutines now own the
 // session (they end it); otherwise the caller does.
 func (s *session) serve() (detached bool) {
 	pol := s.srv.opts.Policy
-	timeout := pol.Preauth.Timeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	deadline := s.start.Add(timeout)
+	deadline := s.preauthDeadline()
 	s.raw.SetDeadline(deadline)
 	if s.ln.TLS == ListenerImplicit {
 		if !s.handshake() {
@@ -575,11 +583,14 @@ func (s *session) handshake() bool {
 }
 
 func (s *session) logStart() {
-	fields := s.startFields()
-	s.srv.log.Info("session_start", fields...)
+	fp := fieldPool.Get().(*[]zap.Field)
+	*fp = s.startFields((*fp)[:0])
+	s.srv.log.Info("session_start", *fp...)
 	if s.srv.opts.Audit != nil {
-		s.srv.opts.Audit.Info("session_start", fields...)
+		s.srv.opts.Audit.Info("session_start", *fp...)
 	}
+	clear(*fp)
+	fieldPool.Put(fp)
 }
 
 // State reports what the session is doing (StateIdle, StateIdleCommand,

@@ -83,6 +83,9 @@ func (fb *fakeBackend) serve(c net.Conn) {
 				c.Write([]byte(tag + " NO [LIMIT] Too many connections\r\n"))
 				continue
 			}
+			if strings.Contains(rest, b64("\x00slow\x00pw")) {
+				time.Sleep(600 * time.Millisecond)
+			}
 			c.Write([]byte(tag + " OK [CAPABILITY IMAP4rev1 IDLE COMPRESS=DEFLATE STARTTLS AUTH=PLAIN SASL-IR LOGIN-REFERRALS MOVE] Logged in\r\n"))
 			if fb.script != nil {
 				fb.script(c, br)
