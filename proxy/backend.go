@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -56,26 +57,36 @@ func (e *connectError) Unwrap() error { return e.err }
 const maxBackendLine = 64 << 10
 
 // dialBackend connects to b, reads its greeting and, for STARTTLS
-// backends, upgrades the connection. The deadline bounds the whole of it;
-// cancelling ctx (server shutdown) ends the dial and TLS handshakes.
+// backends, upgrades the connection. The deadline bounds the whole of it.
+// The connect is bounded by w (connect timeout, server shutdown);
+// cancelling ctx (server shutdown) ends the TLS handshakes.
 // Without keepAliveNow the connection gets TCP keep-alive only when its
 // session parks (park.go): a busy session learns of a dead backend from
 // its own traffic, and a login saves four system calls.
-func dialBackend(ctx context.Context, deadline time.Time, b *routing.Backend, keepAliveNow bool) (*backendConn, error) {
+func dialBackend(ctx context.Context, w *connectWatch, deadline time.Time, b *routing.Backend, keepAliveNow bool) (*backendConn, error) {
 	connectTimeout := b.ConnectTimeout
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
 	}
-	// One deadline for the dial: a timeout and a context deadline would
-	// each make a context and a timer of their own.
-	d := net.Dialer{Deadline: time.Now().Add(connectTimeout), KeepAlive: -1}
-	if deadline.Before(d.Deadline) {
-		d.Deadline = deadline
+	pc := &pendingConnect{deadline: time.Now().Add(connectTimeout).UnixNano()}
+	if dl := deadline.UnixNano(); dl < pc.deadline {
+		pc.deadline = dl
 	}
+	// No deadline and no cancellable context: w bounds the connect. The
+	// addresses of a name are tried one at a time (no RFC 6555 race: w
+	// watches one socket per dial).
+	d := net.Dialer{KeepAlive: -1, FallbackDelay: -1,
+		Control: func(_, _ string, rc syscall.RawConn) error { return w.control(pc, rc) }}
 	if keepAliveNow {
 		d.KeepAliveConfig = keepAlive
 	}
-	c, err := d.DialContext(ctx, "tcp", b.Address)
+	c, err := d.Dial("tcp", b.Address)
+	if cause := w.done(pc); cause != nil {
+		if c != nil {
+			c.Close() // connected just as it was cut short
+		}
+		return nil, &connectError{fmt.Errorf("dial tcp %s: %w", b.Address, cause)}
+	}
 	if err != nil {
 		return nil, &connectError{err}
 	}
@@ -542,7 +553,7 @@ func (s *session) tryBackend(b *routing.Backend, cred credentials) (*backendConn
 		timeout = 15 * time.Second
 	}
 	t0 := time.Now()
-	bc, err := dialBackend(s.srv.ctx, t0.Add(timeout), b, s.srv.poller == nil)
+	bc, err := dialBackend(s.srv.ctx, &s.srv.connects, t0.Add(timeout), b, s.srv.poller == nil)
 	if err != nil {
 		return nil, loginResult{}, err
 	}

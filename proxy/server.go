@@ -101,6 +101,7 @@ type Server struct {
 	poller   *poller
 	quietBuf []*splice // parkQuiet's list, reused
 	workers  *workers
+	connects connectWatch // backend connects under way
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -219,6 +220,7 @@ func (s *Server) Close() error {
 		c.abort()
 	}
 	s.mu.Unlock()
+	s.connects.close()
 	s.cancel()
 	s.wg.Wait()
 	s.workers.wait()

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,9 +55,7 @@ func TestCloseEndsBackendDial(t *testing.T) {
 		ConnectTimeout: time.Minute, LoginTimeout: 2 * time.Minute}}, plainLogin)
 	c := p.dial(t, "plain")
 	runTranscript(t, c, []step{expect("* OK"), send("a LOGIN u pw\r\n")})
-	// Let the login reach the dial; if it has not yet, Close ends it all
-	// the same (this only makes the test exercise the dial most times).
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the login to wait for the connect", func() bool { return pendingConnects(p) == 1 })
 	closed := make(chan struct{})
 	go func() {
 		p.srv.Close()
@@ -64,5 +65,47 @@ func TestCloseEndsBackendDial(t *testing.T) {
 	case <-closed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close waited for the backend connect (timeout one minute)")
+	}
+}
+
+// pendingConnects counts the backend connects under way.
+func pendingConnects(p *testProxy) int {
+	w := &p.srv.connects
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
+// TestConnectTimeout: a backend whose connect hangs is given up after its
+// connect timeout (no context deadline: the server's connect watch shuts
+// the socket down), reported as a timeout, and the login goes on to the
+// next backend.
+func TestConnectTimeout(t *testing.T) {
+	addr := unreachable(t)
+	good := startFakeBackend(t, fakeGreeting, func(c net.Conn, br *bufio.Reader) { br.ReadString('\n') })
+	bs := []*routing.Backend{
+		{Name: "hang", Address: addr, TLS: routing.TLSNone, Pool: "default", Weight: 1,
+			ConnectTimeout: 300 * time.Millisecond, LoginTimeout: time.Minute},
+		{Name: "good", Address: good.ln.Addr().String(), TLS: routing.TLSNone, Pool: "default", Weight: 1,
+			ConnectTimeout: time.Second, LoginTimeout: time.Minute},
+	}
+	p := startProxy(t, bs, plainLogin)
+	user := ""
+	for i := 0; ; i++ { // a user whose first candidate is the hanging backend
+		user = fmt.Sprintf("user%d", i)
+		if cands, _ := p.srv.opts.Routes.Resolve(user); cands[0].Name == "hang" {
+			break
+		}
+	}
+	c := p.dial(t, "plain")
+	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a connect that is never cut short: SYN retries for minutes
+	runTranscript(t, c, []step{expect("* OK"), send("a LOGIN " + user + " pw\r\n"), expect("a OK")})
+	waitLog(t, p, "backend unreachable", "backend", "hang")
+	e := p.logs.FilterMessage("backend unreachable").All()[0]
+	if err := fmt.Sprint(e.ContextMap()["error"]); !strings.Contains(err, "i/o timeout") {
+		t.Errorf("backend unreachable: error %q, want an i/o timeout", err)
+	}
+	if n := pendingConnects(p); n != 0 {
+		t.Errorf("%d connects still registered", n)
 	}
 }
