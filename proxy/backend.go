@@ -57,9 +57,9 @@ func (e *connectError) Unwrap() error { return e.err }
 const maxBackendLine = 64 << 10
 
 // dialBackend connects to b, reads its greeting and, for STARTTLS
-// backends, upgrades the connection. The deadline bounds the whole of it.
-// The connect is bounded by w (connect timeout, server shutdown);
-// cancelling ctx (server shutdown) ends the TLS handshakes.
+// backends, upgrades the connection. The deadline bounds the whole of it;
+// w (or ctx, for a backend given by name) ends the connect at its timeout
+// or at server shutdown, and cancelling ctx ends TLS handshakes.
 // Without keepAliveNow the connection gets TCP keep-alive only when its
 // session parks (park.go): a busy session learns of a dead backend from
 // its own traffic, and a login saves four system calls.
@@ -68,25 +68,11 @@ func dialBackend(ctx context.Context, w *connectWatch, deadline time.Time, b *ro
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
 	}
-	pc := &pendingConnect{deadline: time.Now().Add(connectTimeout).UnixNano()}
-	if dl := deadline.UnixNano(); dl < pc.deadline {
-		pc.deadline = dl
+	connectBy := time.Now().Add(connectTimeout)
+	if deadline.Before(connectBy) {
+		connectBy = deadline
 	}
-	// No deadline and no cancellable context: w bounds the connect. The
-	// addresses of a name are tried one at a time (no RFC 6555 race: w
-	// watches one socket per dial).
-	d := net.Dialer{KeepAlive: -1, FallbackDelay: -1,
-		Control: func(_, _ string, rc syscall.RawConn) error { return w.control(pc, rc) }}
-	if keepAliveNow {
-		d.KeepAliveConfig = keepAlive
-	}
-	c, err := d.Dial("tcp", b.Address)
-	if cause := w.done(pc); cause != nil {
-		if c != nil {
-			c.Close() // connected just as it was cut short
-		}
-		return nil, &connectError{fmt.Errorf("dial tcp %s: %w", b.Address, cause)}
-	}
+	c, err := connectBackend(ctx, w, connectBy, b.Address, keepAliveNow)
 	if err != nil {
 		return nil, &connectError{err}
 	}
@@ -99,6 +85,32 @@ func dialBackend(ctx context.Context, w *connectWatch, deadline time.Time, b *ro
 		return nil, &connectError{err}
 	}
 	return bc, nil
+}
+
+// connectBackend connects to address by the deadline. An IP address is
+// connected to with no deadline and no cancellable context: w bounds the
+// connect. A host name is resolved and connected to with a context
+// deadline as usual, so that the name lookup is bounded too and its
+// addresses are raced (RFC 6555).
+func connectBackend(ctx context.Context, w *connectWatch, deadline time.Time, address string, keepAliveNow bool) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	if keepAliveNow {
+		d.KeepAliveConfig = keepAlive
+	}
+	if _, err := netip.ParseAddrPort(address); err != nil {
+		d.Deadline = deadline
+		return d.DialContext(ctx, "tcp", address)
+	}
+	pc := &pendingConnect{deadline: deadline.UnixNano()}
+	d.Control = func(_, _ string, rc syscall.RawConn) error { return w.control(pc, rc) }
+	c, err := d.Dial("tcp", address)
+	if cause := w.done(pc); cause != nil {
+		if c != nil {
+			c.Close() // connected just as it was cut short
+		}
+		return nil, fmt.Errorf("dial tcp %s: %w", address, cause)
+	}
+	return c, err
 }
 
 // releaseReader gives the login reader back to the pool (readerPool, the
