@@ -43,16 +43,13 @@ var errConnectStopped = errors.New("server shutting down")
 var errConnectTimeout = os.ErrDeadlineExceeded
 
 // control is the net.Dialer Control hook: it registers the new socket
-// before its connect starts. It refuses once the server stops, or once
-// the connect was cut short.
+// before its connect starts (once per connect: only IP addresses are
+// dialled this way). It refuses once the server stops.
 func (w *connectWatch) control(pc *pendingConnect, rc syscall.RawConn) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errConnectStopped
-	}
-	if pc.cause != nil {
-		return pc.cause
 	}
 	pc.rc = rc
 	if w.pending == nil {

@@ -202,12 +202,7 @@ func (s *session) close() {
 		}
 		fp := fieldPool.Get().(*[]zap.Field)
 		*fp = s.endFields((*fp)[:0], reason)
-		s.srv.log.Info("session_end", *fp...)
-		if s.srv.opts.Audit != nil {
-			s.srv.opts.Audit.Info("session_end", *fp...)
-		}
-		clear(*fp)
-		fieldPool.Put(fp)
+		s.logSessionEvent("session_end", fp)
 	})
 }
 
@@ -585,9 +580,15 @@ func (s *session) handshake() bool {
 func (s *session) logStart() {
 	fp := fieldPool.Get().(*[]zap.Field)
 	*fp = s.startFields((*fp)[:0])
-	s.srv.log.Info("session_start", *fp...)
+	s.logSessionEvent("session_start", fp)
+}
+
+// logSessionEvent writes a session event to the operational log and, when
+// audit is on, to the audit stream, then gives fp back to fieldPool.
+func (s *session) logSessionEvent(msg string, fp *[]zap.Field) {
+	s.srv.log.Info(msg, *fp...)
 	if s.srv.opts.Audit != nil {
-		s.srv.opts.Audit.Info("session_start", *fp...)
+		s.srv.opts.Audit.Info(msg, *fp...)
 	}
 	clear(*fp)
 	fieldPool.Put(fp)
