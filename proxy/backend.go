@@ -97,9 +97,13 @@ func connectBackend(ctx context.Context, w *connectWatch, deadline time.Time, ad
 	if keepAliveNow {
 		d.KeepAliveConfig = keepAlive
 	}
-	if _, err := netip.ParseAddrPort(address); err != nil {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
 		d.Deadline = deadline
 		return d.DialContext(ctx, "tcp", address)
+	}
+	if haveSockConn && ap.Addr().Zone() == "" {
+		return dialSock(ap, w, deadline, keepAliveNow)
 	}
 	pc := &pendingConnect{deadline: deadline.UnixNano()}
 	d.Control = func(_, _ string, rc syscall.RawConn) error { return w.control(pc, rc) }
@@ -323,7 +327,7 @@ var errPlaintextRefused = errors.New("refusing to send a password over plaintext
 // login authenticates as the client on the backend, by AUTHENTICATE PLAIN
 // when offered, else by LOGIN.
 func (bc *backendConn) login(cred credentials) (loginResult, error) {
-	if !bc.tls && !bc.b.AllowPlaintextLogin && !isLoopback(bc.conn.RemoteAddr()) {
+	if !bc.tls && !bc.b.AllowPlaintextLogin && !isLoopback(bc.conn) {
 		return loginResult{}, errPlaintextRefused
 	}
 	if bc.caps == nil {
@@ -444,12 +448,9 @@ func (bc *backendConn) loginCommand(cred credentials) error {
 	return err
 }
 
-func isLoopback(a net.Addr) bool {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.IsLoopback()
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	return err == nil && ap.Addr().IsLoopback()
+func isLoopback(c net.Conn) bool {
+	ap, ok := remoteAddrPort(c)
+	return ok && ap.Addr().Unmap().IsLoopback()
 }
 
 // filterCaps removes what must not reach a logged-in client: STARTTLS,

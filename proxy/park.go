@@ -41,10 +41,20 @@ func (parkedError) Error() string   { return "read would block" }
 func (parkedError) Timeout() bool   { return false }
 func (parkedError) Temporary() bool { return true }
 
+// tcpConn is what parkConn needs of a TCP connection: a *net.TCPConn or
+// a *sockConn (Linux).
+type tcpConn interface {
+	net.Conn
+	SyscallConn() (syscall.RawConn, error)
+	CloseWrite() error
+	SetLinger(sec int) error
+	SetKeepAliveConfig(net.KeepAliveConfig) error
+}
+
 // parkConn is a TCP connection whose reads can give up instead of waiting.
 // Only the goroutine that reads sets mayPark.
 type parkConn struct {
-	*net.TCPConn
+	tcpConn
 	mayPark bool
 
 	rc     syscall.RawConn
@@ -65,12 +75,12 @@ type parkConn struct {
 
 func (c *parkConn) Read(p []byte) (int, error) {
 	if !c.mayPark || len(p) == 0 {
-		return c.TCPConn.Read(p)
+		return c.tcpConn.Read(p)
 	}
 	if c.rc == nil {
-		rc, err := c.TCPConn.SyscallConn()
+		rc, err := c.tcpConn.SyscallConn()
 		if err != nil {
-			return c.TCPConn.Read(p)
+			return c.tcpConn.Read(p)
 		}
 		rc.Control(func(fd uintptr) { c.fd = int(fd) })
 		c.rc, c.readFn = rc, c.read

@@ -11,8 +11,8 @@ import (
 // newParkConn wraps TCP connections; anything else is returned as is and
 // its session never parks.
 func newParkConn(c net.Conn) net.Conn {
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &parkConn{TCPConn: tc, fd: -1}
+	if tc, ok := c.(tcpConn); ok {
+		return &parkConn{tcpConn: tc, fd: -1}
 	}
 	return c
 }
@@ -40,7 +40,7 @@ func (c *parkConn) read(fd uintptr) bool {
 // connection, so the write state needs no lock.
 func (c *parkConn) writeNow(p []byte) (int, error) {
 	if c.wrc == nil {
-		rc, err := c.TCPConn.SyscallConn()
+		rc, err := c.tcpConn.SyscallConn()
 		if err != nil {
 			return 0, nil // the caller writes it all the usual way
 		}

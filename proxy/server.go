@@ -183,6 +183,7 @@ func (s *Server) Start() error {
 			s.Close()
 			return fmt.Errorf("proxy: listener %q: %w", l.Name, err)
 		}
+		ln = newSockListener(ln)
 		s.mu.Lock()
 		s.listeners[l.Name] = ln
 		s.mu.Unlock()

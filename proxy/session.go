@@ -85,15 +85,27 @@ type session struct {
 
 func newSession(s *Server, l Listener, c net.Conn) *session {
 	sess := &session{srv: s, ln: l, id: newSessionID(), start: time.Now(), raw: c, conn: c}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		sess.clientIP, sess.port = ip.Unmap(), ta.Port
-		sess.clientIPStr = sess.clientIP.String()
-	} else if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+	if ap, ok := remoteAddrPort(c); ok {
 		sess.clientIP, sess.port = ap.Addr().Unmap(), int(ap.Port())
 		sess.clientIPStr = sess.clientIP.String()
 	}
 	return sess
+}
+
+// remoteAddrPort returns c's peer address; a sockConn (under its parkConn)
+// knows it without an allocation.
+func remoteAddrPort(c net.Conn) (netip.AddrPort, bool) {
+	if pc, ok := c.(*parkConn); ok {
+		c = pc.tcpConn
+	}
+	if a, ok := c.(interface{ remoteAddrPort() netip.AddrPort }); ok {
+		return a.remoteAddrPort(), true
+	}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort(), true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap, err == nil
 }
 
 // abortiveClose makes the coming Close of a plain TCP backend connection

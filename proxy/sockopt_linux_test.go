@@ -7,13 +7,18 @@ import (
 	"testing"
 )
 
-// Accepted connections must have keep-alive with imapedge's settings,
-// inherited from the listening socket.
+// Accepted connections must have keep-alive with imapedge's settings and
+// TCP_NODELAY, inherited from the listening socket: sockListener sets
+// neither itself.
 func TestAcceptedSocketOptions(t *testing.T) {
 	lc := listenConfig()
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	ln := newSockListener(tl)
+	if _, ok := ln.(*sockListener); !ok {
+		t.Fatalf("listener is a %T, not a sockListener", ln)
 	}
 	defer ln.Close()
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -26,12 +31,12 @@ func TestAcceptedSocketOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	checkKeepAlive(t, a.(*net.TCPConn), true)
+	checkKeepAlive(t, a.(*sockConn), true)
 }
 
 // checkKeepAlive checks c's keep-alive options (imapedge's settings, or
 // none) and TCP_NODELAY.
-func checkKeepAlive(t *testing.T, c *net.TCPConn, on bool) {
+func checkKeepAlive(t *testing.T, c syscall.Conn, on bool) {
 	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -74,7 +79,7 @@ func TestBackendKeepAliveWhenParked(t *testing.T) {
 	p := startProxy(t, fakeBackends(idleBackend(t, nil)), plainLogin)
 	c := loginFakePlain(t, p)
 	sp := onlySplice(t, p)
-	back := sp.park[dirBackend].pc.TCPConn
+	back := sp.park[dirBackend].pc
 	checkKeepAlive(t, back, false)
 	runTranscript(t, c, []step{send("i IDLE\r\n"), expect("+ idling")})
 	waitFor(t, "both directions parked", func() bool { return parkedDirections(p) == 2 })
