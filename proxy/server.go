@@ -224,7 +224,7 @@ func (s *Server) Close() error {
 	s.connects.close()
 	s.cancel()
 	s.wg.Wait()
-	s.workers.wait()
+	s.workers.waitAll()
 	s.mu.Lock()
 	p := s.poller
 	s.poller = nil

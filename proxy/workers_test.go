@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -14,7 +15,7 @@ func TestWorkersReuseGoroutines(t *testing.T) {
 	w := newWorkers(ctx, zap.NewNop())
 	t.Cleanup(func() {
 		cancel()
-		w.wait() // hangs if a worker ignores the context
+		w.waitAll() // hangs if a worker ignores the context
 	})
 	done := make(chan int, 3)
 	w.run(func() { done <- 1 })
@@ -66,7 +67,9 @@ func waitingWorkers() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "[select") && strings.Contains(g, "proxy.(*workers).loop(") {
+		// The receive is the loop's own (its top frame), not a task's.
+		lines := strings.SplitN(g, "\n", 3)
+		if len(lines) > 1 && strings.Contains(lines[0], "[chan receive") && strings.Contains(lines[1], "proxy.(*workers).loop(") {
 			n++
 		}
 	}
@@ -91,7 +94,7 @@ func TestWorkersIdleBounded(t *testing.T) {
 		return waitingWorkers() == maxIdleWorkers && runningWorkers() == maxIdleWorkers
 	})
 	cancel()
-	w.wait()
+	w.waitAll()
 }
 
 // runningWorkers counts worker goroutines, waiting or not.
@@ -99,4 +102,26 @@ func runningWorkers() int {
 	buf := make([]byte, 1<<22)
 	buf = buf[:runtime.Stack(buf, true)]
 	return strings.Count(string(buf), "proxy.(*workers).loop(")
+}
+
+// Workers idle for longer than expire exit; the pool goes on starting
+// new ones.
+func TestWorkersExpire(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := newWorkers(ctx, zap.NewNop())
+	w.expire = 100 * time.Millisecond
+	release := make(chan struct{})
+	w.run(func() { <-release })
+	w.run(func() { <-release })
+	close(release)
+	waitFor(t, "two idle workers", func() bool { return waitingWorkers() == 2 })
+	waitFor(t, "the idle workers to exit", func() bool { return runningWorkers() == 0 })
+	done := make(chan struct{})
+	w.run(func() { close(done) })
+	<-done
+	if n := w.started.Load(); n != 3 {
+		t.Fatalf("%d goroutines started, want 3", n)
+	}
+	cancel()
+	w.waitAll()
 }
