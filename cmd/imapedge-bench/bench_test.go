@@ -301,6 +301,35 @@ func TestBuildTable(t *testing.T) {
 	}
 }
 
+func TestBuildRoundTable(t *testing.T) {
+	sz := sizes{idle: 2000, idleFull: 8000}
+	var results []runResult
+	// nginx drifts from round to round; imapedge follows it within each
+	// round. The ratio of medians (1.30/1.00) hides that imapedge is at
+	// 0.9-1.1x nginx in every round.
+	for i, v := range [][2]float64{{1.0, 1.1}, {1.5, 1.35}, {1.2, 1.3}} {
+		results = append(results,
+			runResult{Scenario: scLogins, Target: tNginx, Front: frontPlain, Round: i + 1, ProxyCPUMsPerLogin: v[0]},
+			runResult{Scenario: scLogins, Target: tImapedge, Front: frontPlain, Round: i + 1, ProxyCPUMsPerLogin: v[1]},
+		)
+	}
+	// One round only: no row.
+	results = append(results,
+		runResult{Scenario: scIdleFull, Target: tNginx, Front: frontPlain, Round: 1, KiBPerSession: 9.5},
+		runResult{Scenario: scIdleFull, Target: tImapedge, Front: frontPlain, Round: 1, KiBPerSession: 6},
+	)
+	header, rows := buildRoundTable(results, sz)
+	if got := strings.Join(header, "|"); got != "metric|front|imapedge/haproxy by round|median|imapedge/nginx by round|median" {
+		t.Fatalf("header %q", got)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("rows %q, want one (CPU per plain login)", rows)
+	}
+	if got := strings.Join(rows[0], "|"); got != "proxy CPU ms/login|plain|–|–|1.10 0.90 1.08|1.08×" {
+		t.Errorf("row %q", got)
+	}
+}
+
 func TestRotate(t *testing.T) {
 	ts := []*target{{name: "a"}, {name: "b"}, {name: "c"}}
 	names := func(ts []*target) string {

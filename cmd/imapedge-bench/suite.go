@@ -483,6 +483,12 @@ func (s *suite) report() {
 	header, rows := buildTable(s.results, s.sz)
 	b.WriteString(renderMarkdown(header, rows))
 	p("")
+	if header, rows := buildRoundTable(s.results, s.sz); len(rows) > 0 {
+		p("### Round by round (imapedge ÷ peer within each round, whose targets ran interleaved; then the median of those ratios)")
+		p("")
+		b.WriteString(renderMarkdown(header, rows))
+		p("")
+	}
 	if len(s.problems) > 0 {
 		p("### Problems")
 		p("")

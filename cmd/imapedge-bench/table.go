@@ -111,6 +111,59 @@ func buildTable(results []runResult, sz sizes) (header []string, rows [][]string
 	return header, rows
 }
 
+// buildRoundTable pairs imapedge with each peer round by round: the
+// targets of a round ran interleaved (A B A B), so one round's ratio
+// compares them under the same machine conditions, which the ratio of
+// medians over rounds (buildTable) does not. One row per metric and front
+// with at least two rounds: each round's ratio and their median.
+func buildRoundTable(results []runResult, sz sizes) (header []string, rows [][]string) {
+	peers := []string{tHAProxy, tNginx}
+	header = []string{"metric", "front"}
+	for _, t := range peers {
+		header = append(header, "imapedge/"+t+" by round", "median")
+	}
+	type key struct {
+		scenario, target, front string
+		round                   int
+	}
+	byKey := map[key]runResult{}
+	maxRound := 0
+	for _, r := range results {
+		byKey[key{r.Scenario, r.Target, r.Front, r.Round}] = r
+		maxRound = max(maxRound, r.Round)
+	}
+	for _, m := range metricsFor(sz) {
+		for _, front := range m.fronts {
+			row := []string{m.label, front}
+			enough := false
+			for _, t := range peers {
+				var ratios []float64
+				var cells []string
+				for round := 1; round <= maxRound; round++ {
+					mine, ok1 := byKey[key{m.scenario, tImapedge, front, round}]
+					other, ok2 := byKey[key{m.scenario, t, front, round}]
+					if !ok1 || !ok2 || m.value(other) == 0 || m.value(mine) == 0 {
+						continue
+					}
+					ratio := m.value(mine) / m.value(other)
+					ratios = append(ratios, ratio)
+					cells = append(cells, fmt.Sprintf("%.2f", ratio))
+				}
+				if len(ratios) < 2 {
+					row = append(row, "–", "–")
+					continue
+				}
+				enough = true
+				row = append(row, strings.Join(cells, " "), fmt.Sprintf("%.2f×", median(ratios)))
+			}
+			if enough {
+				rows = append(rows, row)
+			}
+		}
+	}
+	return header, rows
+}
+
 // formatNum prints about three significant digits.
 func formatNum(v float64) string {
 	switch a := abs(v); {
