@@ -109,12 +109,18 @@ func runningWorkers() int {
 func TestWorkersExpire(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := newWorkers(ctx, zap.NewNop())
-	w.expire = 100 * time.Millisecond
+	// Long enough that both workers are seen waiting, however slow the
+	// machine; then short.
+	w.expire = time.Hour
 	release := make(chan struct{})
 	w.run(func() { <-release })
 	w.run(func() { <-release })
 	close(release)
 	waitFor(t, "two idle workers", func() bool { return waitingWorkers() == 2 })
+	w.mu.Lock()
+	w.expire = 50 * time.Millisecond
+	w.reaper.Reset(w.expire)
+	w.mu.Unlock()
 	waitFor(t, "the idle workers to exit", func() bool { return runningWorkers() == 0 })
 	done := make(chan struct{})
 	w.run(func() { close(done) })
