@@ -195,8 +195,12 @@ func (s *session) close() {
 		if sp := s.sp.Load(); sp != nil {
 			sp.unregister()
 		}
+		// A *tls.Conn closes the socket under it; a second Close would
+		// only make an error.
 		s.conn.Close()
-		s.raw.Close()
+		if _, isTLS := s.conn.(*tls.Conn); !isTLS && s.conn != s.raw {
+			s.raw.Close()
+		}
 		s.mu.Lock()
 		back, reason := s.back, s.reason
 		if reason == "" {

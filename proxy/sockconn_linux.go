@@ -31,6 +31,7 @@ type sockConn struct {
 	f      *os.File
 	rc     syscall.RawConn // f's
 	remote netip.AddrPort
+	raddr  atomic.Pointer[net.TCPAddr] // remote's, made when first asked for
 	closed atomic.Bool
 }
 
@@ -82,7 +83,16 @@ func (c *sockConn) LocalAddr() net.Addr {
 	return nil
 }
 
-func (c *sockConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+func (c *sockConn) RemoteAddr() net.Addr { return c.remoteTCPAddr() }
+
+func (c *sockConn) remoteTCPAddr() *net.TCPAddr {
+	if a := c.raddr.Load(); a != nil {
+		return a
+	}
+	a := net.TCPAddrFromAddrPort(c.remote)
+	c.raddr.Store(a)
+	return a
+}
 
 // remoteAddrPort is RemoteAddr without an allocation.
 func (c *sockConn) remoteAddrPort() netip.AddrPort { return c.remote }
@@ -167,7 +177,7 @@ func (c *sockConn) opError(op string, err error) error {
 	case err == os.ErrClosed || c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded):
 		err = net.ErrClosed
 	}
-	return &net.OpError{Op: op, Net: "tcp", Addr: net.TCPAddrFromAddrPort(c.remote), Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Addr: c.remoteTCPAddr(), Err: err}
 }
 
 // sockRaw is a sockConn's syscall.RawConn.
