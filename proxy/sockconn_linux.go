@@ -311,9 +311,10 @@ func dialSock(ap netip.AddrPort, w *connectWatch, deadline time.Time, keepAliveN
 		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: addr.As16()}
 	}
 	ap = netip.AddrPortFrom(addr, ap.Port())
-	fail := func(call string, err error) error {
-		return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: os.NewSyscallError(call, err)}
+	dialErr := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err}
 	}
+	fail := func(call string, err error) error { return dialErr(os.NewSyscallError(call, err)) }
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fail("socket", err)
@@ -349,7 +350,7 @@ func dialSock(ap netip.AddrPort, w *connectWatch, deadline time.Time, keepAliveN
 	pc := &pendingConnect{deadline: deadline.UnixNano()}
 	if err := w.control(pc, c.rc); err != nil {
 		c.Close()
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err}
+		return nil, dialErr(err)
 	}
 	// Not connect again: on a socket the watch shut down, that would
 	// start a new connect. SO_ERROR and getpeername tell, as in net.
@@ -377,12 +378,12 @@ func dialSock(ap netip.AddrPort, w *connectWatch, deadline time.Time, keepAliveN
 	})
 	if cause := w.done(pc); cause != nil {
 		c.Close()
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: cause}
+		return nil, dialErr(cause)
 	}
 	switch {
 	case werr != nil:
 		c.Close()
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: werr}
+		return nil, dialErr(werr)
 	case cerr != nil:
 		c.Close()
 		return nil, fail("connect", cerr)
